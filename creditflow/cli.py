@@ -1,0 +1,199 @@
+"""The ``creditflow`` command line."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from creditflow.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="creditflow",
+    help="The nightly credit pipeline: generate, ingest, ledger, model, limits, publish.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+console = Console()
+
+# The demo book: big enough for the model to train and be checked out of time later on.
+DEMO_CUSTOMERS = 3000
+DEMO_DAYS = 240
+DEMO_START = date(2025, 9, 1)
+DEMO_SEED = 20251
+# A calendar date: typer parses --start without a zone, and no clock is read.
+DEFAULT_START = datetime(2026, 1, 1)  # noqa: DTZ001
+
+
+class Format(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    return ctx.ensure_object(dict)["settings"]
+
+
+def _parse_date(value: datetime | date) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+DateOption = Annotated[
+    datetime, typer.Option(formats=["%Y-%m-%d"], help="Business date, YYYY-MM-DD.")
+]
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(help="Root of every default path (env CREDITFLOW_HOME; default ./data)."),
+    ] = None,
+    landing: Annotated[
+        Path | None,
+        typer.Option(help="Landing zone (env CREDITFLOW_LANDING; default HOME/landing)."),
+    ] = None,
+    warehouse: Annotated[
+        Path | None,
+        typer.Option(help="DuckDB file (env CREDITFLOW_WAREHOUSE; default HOME/warehouse.duckdb)."),
+    ] = None,
+    published: Annotated[
+        Path | None,
+        typer.Option(help="Published Parquet (env CREDITFLOW_PUBLISHED; default HOME/published)."),
+    ] = None,
+    models: Annotated[
+        Path | None,
+        typer.Option(help="Model registry (env CREDITFLOW_MODELS; default HOME/models)."),
+    ] = None,
+) -> None:
+    """Settings come from these flags, then CREDITFLOW_* variables, then defaults under HOME."""
+    ctx.ensure_object(dict)["settings"] = load_settings(
+        home=home, landing=landing, warehouse=warehouse, published=published, models=models
+    )
+
+
+@app.command("settings")
+def show_settings(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show the resolved locations."""
+    described = _settings(ctx).describe()
+    if as_json:
+        typer.echo(json.dumps(described, indent=2))
+        return
+    table = Table("setting", "value", title="creditflow settings")
+    for key, value in described.items():
+        table.add_row(key, value)
+    console.print(table)
+
+
+@app.command()
+def generate(
+    ctx: typer.Context,
+    customers: Annotated[
+        int, typer.Option(min=1, help="Customers in the starting base; more register every day.")
+    ] = 10_000,
+    days: Annotated[int, typer.Option(min=1, help="Business dates to deliver.")] = 90,
+    start: DateOption = DEFAULT_START,
+    seed: Annotated[
+        int, typer.Option(help="Same seed and arguments give byte-identical files.")
+    ] = 42,
+    landing: Annotated[
+        Path | None, typer.Option(help="Landing zone to write; default: the configured one.")
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="Extract file format.")] = Format.csv,
+    defects: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of rows to damage (duplicates, nulls, unknown customers, bad amounts and dates, malformed lines).",
+        ),
+    ] = 0.0,
+    defects_file: Annotated[
+        Path | None,
+        typer.Option(help="Where to record injected defects; default: beside the landing zone."),
+    ] = None,
+) -> None:
+    """Write synthetic deliveries: one dt=YYYY-MM-DD folder per day, manifest last."""
+    from creditflow.upstream.generate import generate as run_generate
+    from creditflow.upstream.simulation import GeneratorConfig
+
+    target = landing or _settings(ctx).landing_dir
+    cfg = GeneratorConfig(customers=customers, days=days, start=_parse_date(start), seed=seed)
+    result = _generate_with_progress(run_generate, cfg, target, fmt.value, defects, defects_file)
+    console.print(
+        f"[green]Wrote {result.days} deliveries[/] to [bold]{target}[/] "
+        f"({result.total_rows:,} rows in {result.seconds:.1f} s, {result.total_rows / max(result.seconds, 1e-9):,.0f} rows/s)."
+    )
+    if result.defects_file is not None:
+        console.print(
+            f"Injected {result.defects:,} defects, listed in [bold]{result.defects_file}[/]."
+        )
+
+
+def _generate_with_progress(
+    run_generate, cfg, target: Path, fmt: str, defects: float, defects_file: Path | None
+):
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("generating", total=cfg.days)
+
+        def on_day(day: date, rows: dict[str, int]) -> None:
+            progress.update(task, advance=1, description=f"generating {day.isoformat()}")
+
+        return run_generate(
+            cfg, target, fmt=fmt, defect_rate=defects, defects_file=defects_file, on_day=on_day
+        )
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """Run the whole pipeline end to end on a small synthetic book (what `make demo` runs)."""
+    from creditflow.upstream.generate import generate as run_generate
+    from creditflow.upstream.simulation import GeneratorConfig
+
+    settings = _settings(ctx)
+    landing = settings.landing_dir
+    if landing.exists() and any(landing.glob("dt=*/_manifest.json")):
+        console.print(f"Landing zone [bold]{landing}[/] already has deliveries; keeping them.")
+    else:
+        console.print(
+            f"Generating a demo book: {DEMO_CUSTOMERS:,} customers over {DEMO_DAYS} days from {DEMO_START}."
+        )
+        cfg = GeneratorConfig(
+            customers=DEMO_CUSTOMERS, days=DEMO_DAYS, start=DEMO_START, seed=DEMO_SEED
+        )
+        _generate_with_progress(run_generate, cfg, landing, "csv", 0.0, None)
+    deliveries = sorted(p.parent.name for p in landing.glob("dt=*/_manifest.json"))
+    console.print(
+        f"[green]Landing zone ready:[/] [bold]{landing.resolve()}[/] "
+        f"({len(deliveries)} deliveries, {deliveries[0]} .. {deliveries[-1]})."
+    )
+
+
+if __name__ == "__main__":
+    app()

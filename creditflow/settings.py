@@ -1,0 +1,75 @@
+"""Typed settings: one object, filled from flags, ``CREDITFLOW_*`` variables and defaults.
+
+``CREDITFLOW_HOME`` is the root under which every default location lives, the way
+``PREFECT_HOME`` and ``DAGSTER_HOME`` work; each location can still be set on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUSINESS_TZ = "Asia/Shanghai"
+
+
+class Settings(BaseSettings):
+    """Where creditflow reads and writes; every path defaults to a place under ``home``."""
+
+    model_config = SettingsConfigDict(env_prefix="CREDITFLOW_", extra="forbid")
+
+    home: Path = Path("data")
+    landing: Path | None = None
+    warehouse: Path | None = None
+    published: Path | None = None
+    models: Path | None = None
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        # Derived here rather than in defaults so that moving HOME moves every default.
+        if self.landing is None:
+            self.landing = self.home / "landing"
+        if self.warehouse is None:
+            self.warehouse = self.home / "warehouse.duckdb"
+        if self.published is None:
+            self.published = self.home / "published"
+        if self.models is None:
+            self.models = self.home / "models"
+        return self
+
+    @property
+    def landing_dir(self) -> Path:
+        assert self.landing is not None
+        return self.landing
+
+    @property
+    def warehouse_path(self) -> Path:
+        assert self.warehouse is not None
+        return self.warehouse
+
+    @property
+    def published_dir(self) -> Path:
+        assert self.published is not None
+        return self.published
+
+    @property
+    def models_dir(self) -> Path:
+        assert self.models is not None
+        return self.models
+
+    def describe(self) -> dict[str, str]:
+        """The resolved locations, for ``creditflow settings`` and run records."""
+        return {
+            "home": str(self.home),
+            "landing": str(self.landing_dir),
+            "warehouse": str(self.warehouse_path),
+            "published": str(self.published_dir),
+            "models": str(self.models_dir),
+        }
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment with explicit (flag) values on top; ``None`` means unset."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

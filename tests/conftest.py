@@ -1,0 +1,41 @@
+"""Shared fixtures: small synthetic landing zones, generated once per test session."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+from creditflow.upstream.generate import GenerationResult, generate
+from creditflow.upstream.simulation import GeneratorConfig
+
+# Spans Spring Festival 2026 (17 February) so calendar effects are in the data.
+SMALL = GeneratorConfig(customers=1500, days=75, start=date(2026, 1, 20), seed=3)
+
+
+@pytest.fixture(scope="session")
+def small_book(tmp_path_factory: pytest.TempPathFactory) -> GenerationResult:
+    """A clean CSV landing zone: 800 customers, 75 days."""
+    return generate(SMALL, tmp_path_factory.mktemp("small") / "landing")
+
+
+@pytest.fixture(scope="session")
+def damaged_book(tmp_path_factory: pytest.TempPathFactory) -> GenerationResult:
+    """The same book with 2% of eligible rows damaged, and the sidecar of what was done."""
+    return generate(SMALL, tmp_path_factory.mktemp("damaged") / "landing", defect_rate=0.02)
+
+
+@pytest.fixture(scope="session")
+def parquet_book(tmp_path_factory: pytest.TempPathFactory) -> GenerationResult:
+    """The same book delivered as Parquet."""
+    return generate(SMALL, tmp_path_factory.mktemp("parquet") / "landing", fmt="parquet")
+
+
+def delivery_dirs(landing: Path) -> list[Path]:
+    return sorted(p for p in landing.iterdir() if p.name.startswith("dt="))

@@ -1,0 +1,93 @@
+"""A deliberately plain reading of the contract, to check the generator and the pipeline against.
+
+It recomputes every loan's dpd on every day from scratch with one range join: slow in
+principle, obviously right, and independent of the incremental ledger and of the simulator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from creditflow.contract import EXTRACTS, Extract
+
+
+def read_extract(con: duckdb.DuckDBPyConnection, landing: Path, extract: Extract) -> None:
+    """Create table ``<extract>`` from every CSV delivery, strictly typed, with the folder's dt."""
+    columns = {c.name: c.kind.duckdb for c in extract.columns}
+    con.execute(
+        f"""
+        create or replace table {extract.name} as
+        select * from read_csv(
+            $glob, header = true, columns = $columns, hive_partitioning = true,
+            hive_types = {{'dt': 'DATE'}}, strict_mode = true, auto_detect = false
+        )
+        """,
+        {"glob": str(landing / "dt=*" / f"{extract.name}.csv.gz"), "columns": columns},
+    )
+
+
+def load_landing(landing: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'Asia/Shanghai'")
+    for extract in EXTRACTS:
+        read_extract(con, landing, extract)
+    return con
+
+
+def build_daily_dpd(con: duckdb.DuckDBPyConnection, end: str) -> None:
+    """Table ``daily`` (loan_id, customer_id, d, dpd, outstanding_principal) up to ``end``."""
+    con.execute(
+        f"""
+        create or replace table schedule as
+        select
+            loan_id,
+            installment_no,
+            due_date,
+            principal_due,
+            interest_due,
+            sum(principal_due + interest_due) over w - (principal_due + interest_due) as cum_before
+        from installments
+        window w as (partition by loan_id order by installment_no)
+        ;
+        create or replace table money as
+        -- repayments count on their own date; a reversal takes its repayment back on its date
+        select r.loan_id, cast(r.txn_ts as date) as d, r.amount as amount
+        from transactions r
+        where r.txn_type = 'REPAYMENT' and r.status = 'SUCCESS'
+        union all
+        select r.loan_id, cast(v.txn_ts as date) as d, -r.amount as amount
+        from transactions v
+        join transactions r on r.txn_id = v.reverses_txn_id
+        where v.txn_type = 'REVERSAL' and v.status = 'SUCCESS'
+        ;
+        create or replace table grid as
+        select l.loan_id, l.customer_id, cast(d.d as date) as d
+        from loans l, range(cast(l.originated_at as date), date '{end}' + 1, interval 1 day) d(d)
+        ;
+        create or replace table paid as
+        select g.loan_id, g.d, coalesce(sum(m.amount), 0) as paid
+        from grid g left join money m on m.loan_id = g.loan_id and m.d <= g.d
+        group by all
+        ;
+        create or replace table daily as
+        select
+            g.loan_id,
+            g.customer_id,
+            g.d,
+            coalesce(max(case when s.due_date < g.d then g.d - s.due_date end)
+                filter (where s.cum_before + s.principal_due + s.interest_due > p.paid), 0) as dpd,
+            sum(s.principal_due - least(greatest(p.paid - s.cum_before - s.interest_due, 0), s.principal_due))
+                as outstanding_principal
+        from grid g
+        join paid p using (loan_id, d)
+        join schedule s on s.loan_id = g.loan_id
+        group by all
+        """
+    )
+
+
+def bucket_sql(dpd: str) -> str:
+    return f"""case when {dpd} = 0 then 'M0' when {dpd} <= 30 then 'M1' when {dpd} <= 60 then 'M2'
+        when {dpd} <= 90 then 'M3' when {dpd} <= 120 then 'M4' when {dpd} <= 180 then 'M5' else 'M6+' end"""
