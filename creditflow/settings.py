@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUSINESS_TZ = "Asia/Shanghai"
@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     warehouse: Path | None = None
     published: Path | None = None
     models: Path | None = None
+    # A date whose share of rule-breaking rows in any extract exceeds this fails as a whole.
+    max_quarantine_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    # How long a run waits for another process to release the warehouse before giving up.
+    lock_wait_seconds: float = Field(default=0.0, ge=0.0)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

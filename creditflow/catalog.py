@@ -1,0 +1,71 @@
+"""Where published tables live and how a partition is swapped in.
+
+``<published>/<table>/dt=YYYY-MM-DD/part-0.parquet``, zstd. A partition is written to
+``<published>/.staging/`` (outside every table folder, so no reader globbing a table
+ever sees it), flushed to disk, then renamed over the live file: POSIX rename is atomic,
+so a reader sees the old complete partition or the new complete one. The partition column
+``dt`` lives in the path only, as Hive partitioning expects.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+STAGING_DIR = ".staging"
+PART_FILE = "part-0.parquet"
+
+
+@dataclass(frozen=True)
+class PublishedPartition:
+    table: str
+    business_date: date
+    path: Path
+    rows: int
+
+
+def partition_dir(published: Path, table: str, business_date: date) -> Path:
+    return published / table / f"dt={business_date.isoformat()}"
+
+
+def published_dates(published: Path, table: str) -> list[date]:
+    out = []
+    for p in (published / table).glob(f"dt=*/{PART_FILE}"):
+        out.append(date.fromisoformat(p.parent.name.removeprefix("dt=")))
+    return sorted(out)
+
+
+def publish_partition(
+    relation: duckdb.DuckDBPyRelation, published: Path, table: str, business_date: date
+) -> PublishedPartition:
+    """Write ``relation`` (without a ``dt`` column) as the table's partition for ``business_date``."""
+    if "dt" in relation.columns:
+        raise ValueError(f"{table}: the partition column dt belongs in the path, not in the file")
+    staging = published / STAGING_DIR
+    staging.mkdir(parents=True, exist_ok=True)
+    tmp = staging / f"{table}-{business_date.isoformat()}-{uuid.uuid4().hex}.parquet"
+    try:
+        relation.to_parquet(str(tmp), compression="zstd")
+        _fsync(tmp)
+        final = partition_dir(published, table, business_date) / PART_FILE
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp.replace(final)
+        _fsync(final.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+    rows = pq.read_metadata(final).num_rows
+    return PublishedPartition(table=table, business_date=business_date, path=final, rows=rows)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
