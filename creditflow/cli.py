@@ -56,6 +56,10 @@ def _parse_date(value: datetime | date) -> date:
 DateOption = Annotated[
     datetime, typer.Option(formats=["%Y-%m-%d"], help="Business date, YYYY-MM-DD.")
 ]
+BusinessDate = Annotated[
+    datetime,
+    typer.Option("--date", formats=["%Y-%m-%d"], help="Business date, YYYY-MM-DD (Asia/Shanghai)."),
+]
 
 
 @app.callback()
@@ -168,6 +172,91 @@ def _generate_with_progress(
         return run_generate(
             cfg, target, fmt=fmt, defect_rate=defects, defects_file=defects_file, on_day=on_day
         )
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    business_date: BusinessDate,
+    force: Annotated[
+        bool, typer.Option(help="Reload even if this exact delivery is already loaded.")
+    ] = False,
+) -> None:
+    """Load one business date's delivery: verify, validate (Great Expectations), quarantine, commit."""
+    from creditflow.ingest import ingest as run_ingest
+    from creditflow.landing import DeliveryError
+    from creditflow.warehouse import WarehouseBusy
+
+    day = _parse_date(business_date)
+    try:
+        with console.status(f"ingesting {day}"):
+            result = run_ingest(_settings(ctx), day, force=force)
+    except (DeliveryError, WarehouseBusy) as exc:
+        raise _fail(str(exc)) from exc
+    if result.status == "UNCHANGED":
+        console.print(
+            f"{day}: this exact delivery is already loaded (load {result.load_id}); nothing changed."
+        )
+        return
+    table = Table(
+        "extract",
+        "loaded",
+        "quarantined",
+        title=f"{day} loaded in {result.seconds:.1f} s (load {result.load_id})",
+    )
+    for name, n in result.rows_loaded.items():
+        q = result.rows_quarantined[name]
+        table.add_row(name, f"{n:,}", f"[yellow]{q:,}[/]" if q else "0")
+    console.print(table)
+    if result.data_docs:
+        console.print(f"Data Docs: {result.data_docs}")
+    if any(result.rows_quarantined.values()):
+        console.print(f"See the held-back rows with: creditflow quarantine --date {day}")
+
+
+@app.command()
+def quarantine(
+    ctx: typer.Context,
+    business_date: BusinessDate,
+    extract: Annotated[str | None, typer.Option(help="Only this extract.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line, for scripts.")
+    ] = False,
+) -> None:
+    """List a date's quarantined rows with their natural keys and failed rules."""
+    from creditflow.ingest import quarantined_rows
+    from creditflow.warehouse import WarehouseBusy, open_warehouse
+
+    day = _parse_date(business_date)
+    settings = _settings(ctx)
+    if not settings.warehouse_path.exists():
+        raise _fail(f"no warehouse at {settings.warehouse_path}; run creditflow ingest first")
+    try:
+        with open_warehouse(settings.warehouse_path, read_only=True) as con:
+            rows = quarantined_rows(con, day, extract)
+    except WarehouseBusy as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, default=str))
+        return
+    table = Table(
+        "extract", "row", "line", "key", "failed rules", title=f"quarantine {day}: {len(rows)} rows"
+    )
+    for r in rows:
+        table.add_row(
+            r["extract"],
+            str(r["row"]),
+            str(r["line"] or ""),
+            r["key"] or r["record"][:60],
+            "\n".join(r["failed_rules"]),
+        )
+    console.print(table)
 
 
 @app.command()

@@ -134,9 +134,9 @@ def _unexpected(result: Any) -> int:
             f"GX could not evaluate {result.expectation_config.meta.get('rule_id')}: {errors[0][:2000]}"
         )
     r = result.result
-    if "unexpected_count" in r:
-        return int(r["unexpected_count"])
-    return int(r.get("observed_value", 0))
+    # an empty batch reports None for both; the agreement check guards this reading
+    value = r.get("unexpected_count") if "unexpected_count" in r else r.get("observed_value")
+    return int(value or 0)
 
 
 class ValidationSession:

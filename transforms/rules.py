@@ -132,7 +132,9 @@ def duplicates(extract: str, key: tuple[str, ...]) -> list[Rule]:
             extract,
             "key_unique",
             f"({', '.join(key)}) unique in the file",
-            f"min({h}) over (partition by {keys}) <> max({h}) over (partition by {keys})",
+            # rows with a null key part are not comparable; not_null holds them back instead
+            " and ".join(f"r.{k} is not null" for k in key)
+            + f" and min({h}) over (partition by {keys}) <> max({h}) over (partition by {keys})",
             *key,
         ),
     ]
