@@ -22,7 +22,7 @@ from creditflow.contract import EXTRACTS
 from creditflow.landing import Delivery, DeliveryError, open_delivery
 from creditflow.settings import Settings
 from creditflow.transforms.quarantine import route
-from creditflow.transforms.rules import RULES, RULES_VERSION
+from creditflow.transforms.rules import RULES, RULES_VERSION, SHANGHAI_DATE
 from creditflow.transforms.staging import Staged, stage
 from creditflow.validation import ValidationSession, check_agreement
 from creditflow.versioning import code_version
@@ -154,11 +154,11 @@ def _add_reference_views(con: duckdb.DuckDBPyConnection, extract: str) -> None:
     elif extract == "loans":
         con.execute(
             f"""create or replace view ref_loans as
-                select loan_id, customer_id, cast(timezone('Asia/Shanghai', originated_at) as date) as origination_date,
+                select loan_id, customer_id, {SHANGHAI_DATE.format(col="originated_at")} as origination_date,
                        principal, term_months
                 from {WH}.loans where dt < {d}
                 union all
-                select loan_id, customer_id, cast(timezone('Asia/Shanghai', originated_at) as date), principal, term_months
+                select loan_id, customer_id, {SHANGHAI_DATE.format(col="originated_at")}, principal, term_months
                 from ok_loans"""
         )
     if extract == "loans":
@@ -277,18 +277,20 @@ def _commit(
 ) -> None:
     """Replace exactly this date's rows, in one transaction."""
     d = delivery.business_date
+    # row order inside the warehouse carries no meaning; letting DuckDB insert in parallel does
+    con.execute("set preserve_insertion_order = false")
     con.execute("begin transaction")
     try:
         for e in EXTRACTS:
             cols = ", ".join(e.column_names)
             con.execute(f"delete from {WH}.{e.name} where dt = $d", {"d": d})
             late = (
-                ", cast(timezone('Asia/Shanghai', txn_ts) as date) < $d as is_late"
+                f", {SHANGHAI_DATE.format(col='txn_ts')} < $d as is_late"
                 if e.name == "transactions"
                 else ""
             )
             con.execute(
-                f"insert into {WH}.{e.name} select {cols}{late}, $d, $load from ok_{e.name} order by _row",
+                f"insert into {WH}.{e.name} select {cols}{late}, $d, $load from ok_{e.name}",
                 {"d": d, "load": load_id},
             )
         con.execute(f"delete from {WH}.quarantine where dt = $d", {"d": d})
@@ -338,6 +340,8 @@ def _commit(
     except BaseException:
         con.execute("rollback")
         raise
+    finally:
+        con.execute("set preserve_insertion_order = true")
 
 
 def quarantined_rows(

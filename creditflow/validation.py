@@ -1,5 +1,10 @@
 """Great Expectations, run inside DuckDB, on the staged delivery.
 
+Rules GX has a native expectation for (not null, allowed values, ranges) are evaluated by
+GX on the staged columns, independently of the router. Rules that need joins or windows
+are evaluated once per row by the router (``chk_<extract>``) and GX counts and reports
+them from there. Either way GX's counts must equal the router's (``check_agreement``).
+
 A ``ValidationSession`` owns a named in-memory DuckDB database (``duckdb:///:memory:<name>``)
 that creditflow and GX share through SQLAlchemy: creditflow stages the delivery into it
 and ATTACHes the warehouse file; GX validates the staged tables where they are, without
@@ -98,9 +103,11 @@ def expectation_for(rule: Rule) -> gxe.Expectation:
             kwargs["min_value"] = _bound(kwargs.get("min_value"), kind)
             kwargs["max_value"] = _bound(kwargs.get("max_value"), kind)
         return getattr(gxe, name)(**kwargs, meta=meta)
-    # window functions cannot sit in WHERE, so the predicate becomes a column first
-    # and GX substitutes {batch} as an aliased subquery, so it is wrapped once more as r
-    query = f"select * from (select r.*, ({rule.violation}) as _breaks from (select * from {{batch}}) r) where _breaks"
+    # Rules with joins and windows are evaluated once per row by the router into
+    # chk_<extract> (one boolean column per rule); GX counts and reports them from there,
+    # so a 5M-row file is not re-joined twice per rule. The predicate travels in meta.
+    meta["sql"] = rule.violation
+    query = f'select b.* from {{batch}} b semi join chk_{rule.extract} c on c._ord = b._ord and c."{rule.id}"'
     return gxe.UnexpectedRowsExpectation(
         unexpected_rows_query=query, description=rule.description, meta=meta
     )

@@ -1,43 +1,62 @@
-"""Route staged rows: each row gets the list of rules it breaks; clean rows go on, the rest wait.
+"""Route staged rows: find the rows that break rules, and the rules each one breaks.
 
-One scan evaluates every row rule of an extract (``chk_<extract>``); cascade rules then
-look at what the scan held back. ``ok_<extract>`` holds the clean rows, ``q_<extract>``
-the quarantined ones in the warehouse's quarantine layout, unparseable lines and exact
-duplicates included.
+One scan evaluates every row rule of an extract as a boolean and keeps only failing rows,
+with their list of rules (``fail_<extract>``); cascade rules then look at what that scan
+held back. ``ok_<extract>`` is a view of the clean rows (an anti-join, not a copy), and
+``q_<extract>`` the quarantined rows in the warehouse's quarantine layout, unparseable
+lines and exact duplicates included.
 """
 
 from __future__ import annotations
 
 import duckdb
-from creditflow.transforms.rules import Rule
-from creditflow.transforms.staging import Staged
+
+from creditflow.transforms.rules import Rule, bind
+from creditflow.transforms.staging import Staged, locate
+
+
+def flag_column(rule: Rule) -> str:
+    return f'"{rule.id}"'
 
 
 def route(con: duckdb.DuckDBPyConnection, staged: Staged, rules: list[Rule]) -> dict[str, int]:
-    """Flag, split and count; returns rows failing each rule (quarantined rows, any reason)."""
-    name = staged.extract.name
+    """Flag, split and count; returns the quarantined rows breaking each rule."""
+    name, t = staged.extract.name, staged.table
     row_rules = [r for r in rules if r.phase == "row"]
+    cascade = [r for r in rules if r.phase == "cascade"]
     flags = ",\n            ".join(
-        f"case when ({r.violation}) then '{r.id}' end" for r in row_rules
+        f"coalesce(({bind(r.violation, t)}), false) as {flag_column(r)}" for r in row_rules
     )
+    # chk_<extract>: one boolean per rule and row, computed once; narrow (no data columns)
+    con.execute(
+        f"create or replace table chk_{name} as select r._ord,\n            {flags}\n        from {t} r"
+    )
+    names = ", ".join(f"case when {flag_column(r)} then '{r.id}' end" for r in row_rules)
+    any_flag = " or ".join(flag_column(r) for r in row_rules)
     con.execute(
         f"""
-        create or replace table chk_{name} as
-        select r.*, list_filter([
-            {flags}
-        ], lambda x: x is not null)::VARCHAR[] as _failed
-        from {staged.table} r
+        create or replace table fail_{name} as
+        select _ord, list_filter([{names}], lambda x: x is not null)::VARCHAR[] as _failed
+        from chk_{name} where {any_flag}
         """
     )
-    for rule in (r for r in rules if r.phase == "cascade"):
+    for rule in cascade:
+        # evaluated against the failures so far, then merged in
+        col = flag_column(rule)
+        con.execute(f"alter table chk_{name} add column {col} BOOLEAN default false")
         con.execute(
-            f"""
-            update chk_{name} as r set _failed = list_append(r._failed, '{rule.id}')
-            where {rule.violation}
-            """
+            f"create or replace temp table _hits as select r._ord from {t} r where {bind(rule.violation, t)}"
         )
+        con.execute(f"update chk_{name} set {col} = true where _ord in (select _ord from _hits)")
+        con.execute(
+            f"update fail_{name} set _failed = list_append(_failed, '{rule.id}') where _ord in (select _ord from _hits)"
+        )
+        con.execute(
+            f"insert into fail_{name} select _ord, ['{rule.id}'] from _hits anti join fail_{name} using (_ord)"
+        )
+        con.execute("drop table _hits")
     con.execute(
-        f"create or replace table ok_{name} as select * exclude (_failed) from chk_{name} where len(_failed) = 0"
+        f"create or replace view ok_{name} as select * from {t} anti join fail_{name} using (_ord)"
     )
     _quarantine_table(con, staged)
     counts = dict(
@@ -55,14 +74,18 @@ def _quarantine_table(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
     record = (
         "to_json(struct_pack(" + ", ".join(f"{c} := r.{c}" for c in e.column_names) + "))::VARCHAR"
     )
+    row, line = locate(staged, "r")
     con.execute(
         f"""
         create or replace table q_{name} as
-        select r._row as source_row, r._line as line, {key} as natural_key, r._failed as failed_rules, {record} as record
-        from chk_{name} r where len(r._failed) > 0
+        select {row} as source_row, {line} as line, {key} as natural_key, f._failed as failed_rules, {record} as record
+        from fail_{name} f
+        join {staged.table} r using (_ord)
+        asof left join {staged.shift} s on r._ord > s.accepted_before
         union all
-        select r._row, r._line, {key}, ['{name}.duplicate_row']::VARCHAR[], {record}
+        select {row}, {line}, {key}, ['{name}.duplicate_row']::VARCHAR[], {record}
         from {staged.duplicates} r
+        asof left join {staged.shift} s on r._ord > s.accepted_before
         union all
         select r._row, r._line, null,
                case when len(r.cast_columns) > 0 and not list_contains(r.error_types, 'TOO MANY COLUMNS')

@@ -2,10 +2,11 @@
 
 CSV is parsed by DuckDB with the contract's types; lines that cannot be parsed (too many
 or too few fields, a value that is not of its column's type) land in a rejects table with
-their line number instead of failing the file. Each staged row gets ``_row`` (its 1-based
-data row in the file, as the manifest counts rows) and ``_line`` (its physical line; the
-header is line 1). Exact duplicate rows are split off before any other rule runs, so one
-copy survives and window rules (sums, ordering) see each row once.
+their line number instead of failing the file. Staged rows carry ``_ord``, their position
+among the parsed rows; ``locate`` turns it into the data row (as the manifest counts
+rows) and physical line (the header is line 1) for the few rows that need them, so no
+per-row line arithmetic is paid on millions of clean rows. Exact duplicate rows are split
+off before any rule runs, so one copy survives and window rules see each row once.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from creditflow.landing import DeliveryError, ExtractFile
 @dataclass(frozen=True)
 class Staged:
     extract: Extract
-    table: str  # parsed, de-duplicated rows: what rules and GX see
+    fmt: str
+    table: str  # view of the parsed, de-duplicated rows with _ord: what rules and GX see
     duplicates: str  # exact copies of an earlier row
-    rejects: str  # unparseable lines: line, column, error type, raw line
+    rejects: str  # unparseable lines: _row, _line, cast columns, error types, raw line
+    shift: str  # (accepted_before, i): rejected lines before a parsed row, for locate()
     parsed_rows: int
     rejected_rows: int
     duplicate_rows: int
@@ -36,36 +39,61 @@ class Staged:
 
 def stage(con: duckdb.DuckDBPyConnection, f: ExtractFile) -> Staged:
     name = f.extract.name
-    raw, rejects = f"stg_{name}_raw", f"stg_{name}_rejects"
+    table, data = f"stg_{name}", f"stg_{name}_data"
+    rejects, shift, dups = f"stg_{name}_rejects", f"stg_{name}_shift", f"stg_{name}_dups"
     if f.fmt == "csv":
-        _stage_csv(con, f, raw, rejects)
+        _stage_csv(con, f, data, rejects)
     else:
-        _stage_parquet(con, f, raw, rejects)
+        _stage_parquet(con, f, data, rejects)
+    con.execute(
+        f"""
+        create or replace table {shift} as
+        select _line - 1 - i as accepted_before, max(i) as i
+        from (select _line, row_number() over (order by _line) as i from {rejects})
+        group by all
+        """
+    )
+    # Exact copies share their key, so only rows whose key repeats are compared in full:
+    # a group-by over the key, not a window over every column of every row.
+    key = ", ".join(f.extract.key)
     cols = ", ".join(f.extract.column_names)
     con.execute(
         f"""
-        create or replace table stg_{name}_numbered as
-        select *, row_number() over (partition by {cols} order by _row) > 1 as _dup from {raw}
+        create or replace table {dups} as
+        select * exclude (_n) from (
+            select r.*, r.rowid + 1 as _ord, row_number() over (partition by {cols} order by r.rowid) as _n
+            from {data} r
+            semi join (select {key} from {data} group by all having count(*) > 1) k using ({key})
+        ) where _n > 1
         """
     )
-    con.execute(
-        f"create or replace table stg_{name} as select * exclude (_dup) from stg_{name}_numbered where not _dup"
-    )
-    con.execute(
-        f"create or replace table stg_{name}_dups as select * exclude (_dup) from stg_{name}_numbered where _dup"
-    )
-    con.execute(f"drop table stg_{name}_numbered")
-    parsed = _count(con, raw)
-    con.execute(f"drop table {raw}")
+    duplicate_rows = _count(con, dups)
+    if duplicate_rows:
+        con.execute(f"delete from {data} where rowid + 1 in (select _ord from {dups})")
+    # _ord is the row's position among parsed rows: DuckDB's rowid follows file order for a
+    # table created from one scan (insertion order is preserved), and costs nothing to read
+    con.execute(f"create or replace view {table} as select *, rowid + 1 as _ord from {data}")
     return Staged(
         extract=f.extract,
-        table=f"stg_{name}",
-        duplicates=f"stg_{name}_dups",
+        fmt=f.fmt,
+        table=table,
+        duplicates=dups,
         rejects=rejects,
-        parsed_rows=parsed,
+        shift=shift,
+        parsed_rows=_count(con, table) + duplicate_rows,
         rejected_rows=_count(con, rejects),
-        duplicate_rows=_count(con, f"stg_{name}_dups"),
+        duplicate_rows=duplicate_rows,
     )
+
+
+def locate(staged: Staged, alias: str) -> tuple[str, str]:
+    """SQL for (data row, line) of staged rows ``alias``, given ``asof left join <shift> s``.
+
+    Parsed row k sits at data row k + (rejected lines before it); the line adds the header.
+    """
+    row = f"{alias}._ord + coalesce(s.i, 0)"
+    line = f"{row} + 1" if staged.fmt == "csv" else "null::BIGINT"
+    return row, line
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -74,13 +102,13 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(row[0])
 
 
-def _stage_csv(con: duckdb.DuckDBPyConnection, f: ExtractFile, raw: str, rejects: str) -> None:
+def _stage_csv(con: duckdb.DuckDBPyConnection, f: ExtractFile, table: str, rejects: str) -> None:
     columns = {c.name: c.kind.duckdb for c in f.extract.columns}
     try:
         con.execute(
             f"""
-            create or replace table {raw}_parsed as
-            select *, row_number() over () as _ordinal
+            create or replace table {table} as
+            select *
             from read_csv(
                 $path, header = true, columns = $columns, auto_detect = false,
                 delim = ',', quote = '"', escape = '"', nullstr = '', compression = 'gzip',
@@ -97,9 +125,9 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, f: ExtractFile, raw: str, rejects
         f"""
         create or replace table {rejects} as
         select
-            line::BIGINT as _line,
             line::BIGINT - 1 as _row,
-            list(distinct case when error_type = 'CAST' then column_name end) filter (where error_type = 'CAST') as cast_columns,
+            line::BIGINT as _line,
+            list(distinct column_name) filter (where error_type = 'CAST') as cast_columns,
             list(distinct error_type::VARCHAR) as error_types,
             first(error_message order by column_idx) as error_message,
             first(csv_line) as csv_line
@@ -107,45 +135,24 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, f: ExtractFile, raw: str, rejects
         group by line
         """
     )
-    # Accepted row k (in file order) sits on line k + 1 + (rejected lines before it).
-    con.execute(
-        f"""
-        create or replace table {raw} as
-        with rejected as (
-            select _line, row_number() over (order by _line) as i from {rejects}
-        ),
-        thresholds as (
-            -- accepted rows before the i-th rejected line
-            select _line - 1 - i as accepted_before, max(i) as i from rejected group by all
-        )
-        select p.* exclude (_ordinal),
-               p._ordinal + coalesce(t.i, 0) as _row,
-               p._ordinal + 1 + coalesce(t.i, 0) as _line
-        from {raw}_parsed p
-        asof left join thresholds t on p._ordinal > t.accepted_before
-        """
-    )
-    con.execute(f"drop table {raw}_parsed")
     con.execute(f"drop table {rejects}_errors")
     con.execute(f"drop table {rejects}_scan")
 
 
-def _stage_parquet(con: duckdb.DuckDBPyConnection, f: ExtractFile, raw: str, rejects: str) -> None:
+def _stage_parquet(
+    con: duckdb.DuckDBPyConnection, f: ExtractFile, table: str, rejects: str
+) -> None:
     # Parquet is typed: a column of the wrong type fails the delivery rather than single rows.
     casts = ", ".join(f"cast({c.name} as {c.kind.duckdb}) as {c.name}" for c in f.extract.columns)
     try:
         con.execute(
-            f"""
-            create or replace table {raw} as
-            select {casts}, row_number() over () as _row, null::BIGINT as _line
-            from read_parquet($path)
-            """,
+            f"create or replace table {table} as select {casts} from read_parquet($path)",
             {"path": str(f.path)},
         )
     except duckdb.Error as exc:
         raise DeliveryError(f"{f.path}: a column does not have its contract type ({exc})") from exc
     con.execute(
         f"""create or replace table {rejects} (
-            _line BIGINT, _row BIGINT, cast_columns VARCHAR[], error_types VARCHAR[],
+            _row BIGINT, _line BIGINT, cast_columns VARCHAR[], error_types VARCHAR[],
             error_message VARCHAR, csv_line VARCHAR)"""
     )
