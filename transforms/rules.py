@@ -5,8 +5,8 @@ to quarantine in one scan) and the Great Expectations form of the same rule (a n
 expectation where GX has one with the same meaning, else ``UnexpectedRowsExpectation``
 over the predicate). Validation checks that GX and the router count the same rows.
 
-Predicates see the staged row as ``r``, the whole staged file as ``{t}`` (filled in by
-``bind``), and these relations, prepared by the loader:
+Predicates see the staged row as ``r``, the whole staged file as ``{t}`` and its keys that
+repeat as ``{repeated}`` (filled in by ``bind``), and these relations, prepared by the loader:
 ``ctx`` (one row: ``business_date``), ``ref_customers``, ``ref_loans``, ``ref_repayments``
 (known as of the business date, today's clean rows included), and ``prior_loans``,
 ``prior_txns``, ``prior_installments``, ``prior_reversals`` (loaded on other dates).
@@ -55,8 +55,8 @@ class Rule:
 
 
 def bind(violation: str, table: str) -> str:
-    """Fill the staged relation into a rule's SQL (a table name, or GX's batch subquery)."""
-    return violation.replace("{t}", table)
+    """Fill the staged relation (and its keys that repeat, found while staging) into a rule's SQL."""
+    return violation.replace("{t}", table).replace("{repeated}", f"{table}_repeated")
 
 
 def _sql_list(values: tuple[str, ...]) -> str:
@@ -141,7 +141,8 @@ def duplicates(extract: str, key: tuple[str, ...]) -> list[Rule]:
             # exact copies were removed while staging, so a key that still repeats was
             # delivered with different contents; null key parts never match (not_null
             # holds those rows back instead)
-            f"exists (select 1 from (select {keys} from {{t}} group by all having count(*) > 1) k where {match})",
+            f"exists (select 1 from (select {keys} from {{t}} semi join {{repeated}} using ({keys})"
+            f" group by all having count(*) > 1) k where {match})",
             *key,
         ),
     ]

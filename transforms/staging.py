@@ -57,13 +57,17 @@ def stage(con: duckdb.DuckDBPyConnection, f: ExtractFile) -> Staged:
     # a group-by over the key, not a window over every column of every row.
     key = ", ".join(f.extract.key)
     cols = ", ".join(f.extract.column_names)
+    # The keys that repeat are kept: the key_unique rule starts from them too.
+    con.execute(
+        f"create or replace table {table}_repeated as select {key} from {data} group by all having count(*) > 1"
+    )
     con.execute(
         f"""
         create or replace table {dups} as
         select * exclude (_n) from (
             select r.*, r.rowid + 1 as _ord, row_number() over (partition by {cols} order by r.rowid) as _n
             from {data} r
-            semi join (select {key} from {data} group by all having count(*) > 1) k using ({key})
+            semi join {table}_repeated k using ({key})
         ) where _n > 1
         """
     )
@@ -112,6 +116,8 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, f: ExtractFile, table: str, rejec
             from read_csv(
                 $path, header = true, columns = $columns, auto_detect = false,
                 delim = ',', quote = '"', escape = '"', nullstr = '', compression = 'gzip',
+                -- the landing folder is named dt=...; without this DuckDB adds a dt column
+                hive_partitioning = false,
                 strict_mode = true, store_rejects = true,
                 rejects_table = '{rejects}_errors', rejects_scan = '{rejects}_scan'
             )
@@ -146,7 +152,7 @@ def _stage_parquet(
     casts = ", ".join(f"cast({c.name} as {c.kind.duckdb}) as {c.name}" for c in f.extract.columns)
     try:
         con.execute(
-            f"create or replace table {table} as select {casts} from read_parquet($path)",
+            f"create or replace table {table} as select {casts} from read_parquet($path, hive_partitioning = false)",
             {"path": str(f.path)},
         )
     except duckdb.Error as exc:
