@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 from deliveries import (
     copy_days,
@@ -355,3 +356,97 @@ def test_a_second_process_is_refused_cleanly(home: Settings) -> None:
         if holder.stdout is not None:
             holder.stdout.close()
     assert ingest(home, D1).status == "LOADED"  # and the file is fine afterwards
+
+
+def test_customer_history_is_kept_point_in_time(home: Settings) -> None:
+    """A changed customer record is a new version; the old one stays, valid until the change."""
+    folder = home.landing_dir / f"dt={DAYS[1]}"
+    base = read_text(home.landing_dir / f"dt={DAYS[0]}", "customers")
+    changed = base.head(1).with_columns(
+        status=pl.lit("BLOCKED"), updated_at=pl.lit("2026-01-21T10:00:00+08:00")
+    )
+    write_text(folder, "customers", pl.concat([read_text(folder, "customers"), changed]))
+    ingest(home, D1)
+    ingest(home, D2)
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    cid = changed["customer_id"][0]
+    versions = con.execute(
+        "select status, valid_from, valid_to from customer_versions where customer_id = $c order by valid_from",
+        {"c": cid},
+    ).fetchall()
+    assert versions == [(base["status"][0], D1, D2), ("BLOCKED", D2, None)]
+    assert con.execute(
+        "select status from customers_current where customer_id = $c", {"c": cid}
+    ).fetchone() == ("BLOCKED",)
+
+
+def test_hostile_values_are_data_not_sql(home: Settings) -> None:
+    """A value that looks like SQL is loaded or held back as a value; it never runs."""
+    folder = home.landing_dir / f"dt={DAYS[0]}"
+    df = read_text(folder, "transactions")
+    evil = "x'); drop table customers; --"
+    write_text(
+        folder,
+        "transactions",
+        df.with_columns(
+            df["merchant_category"].set(pl.Series([True] + [False] * (df.height - 1)), evil)
+        ),
+    )
+    ingest(home, D1)
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    assert con.execute(
+        "select count(*) from transactions where merchant_category = $v", {"v": evil}
+    ).fetchone() == (1,)
+    assert con.execute("select count(*) from customers").fetchone()[0] > 0  # type: ignore[index]
+
+
+def test_quarantine_command_lists_held_back_rows(
+    damaged_book: GenerationResult, tmp_path: Path
+) -> None:
+    """`creditflow quarantine --date D --json` prints one object per held-back row, with key and rules."""
+    from typer.testing import CliRunner
+
+    from creditflow.cli import app
+
+    copy_days(damaged_book.landing, tmp_path / "landing", DAYS[:1])
+    runner = CliRunner()
+    loaded = runner.invoke(
+        app, ["--home", str(tmp_path), "ingest", "--date", DAYS[0]], env={"COLUMNS": "200"}
+    )
+    assert loaded.exit_code == 0, loaded.output
+    listed = runner.invoke(
+        app,
+        [
+            "--home",
+            str(tmp_path),
+            "quarantine",
+            "--date",
+            DAYS[0],
+            "--extract",
+            "transactions",
+            "--json",
+        ],
+    )
+    rows = [json.loads(line) for line in listed.output.splitlines()]
+    assert rows and all(r["extract"] == "transactions" and r["failed_rules"] for r in rows)
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    assert (
+        len(rows)
+        == con.execute("select count(*) from quarantine where extract = 'transactions'").fetchone()[
+            0
+        ]
+    )  # type: ignore[index]
+
+
+def test_ingest_command_reports_a_bad_delivery_without_a_traceback(home: Settings) -> None:
+    """The CLI prints the delivery error and exits 1."""
+    from typer.testing import CliRunner
+
+    from creditflow.cli import app
+
+    _drop_manifest(home.landing_dir / f"dt={DAYS[0]}")
+    result = CliRunner().invoke(
+        app, ["--home", str(home.home), "ingest", "--date", DAYS[0]], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 1
+    assert "_manifest.json: missing" in result.output and "Traceback" not in result.output
