@@ -262,25 +262,59 @@ def quarantine(
 @app.command()
 def demo(ctx: typer.Context) -> None:
     """Run the whole pipeline end to end on a small synthetic book (what `make demo` runs)."""
+    import time
+
+    from creditflow.ingest import ingest as run_ingest
+    from creditflow.landing import available_dates
     from creditflow.upstream.generate import generate as run_generate
     from creditflow.upstream.simulation import GeneratorConfig
 
+    t0 = time.perf_counter()
     settings = _settings(ctx)
     landing = settings.landing_dir
     if landing.exists() and any(landing.glob("dt=*/_manifest.json")):
         console.print(f"Landing zone [bold]{landing}[/] already has deliveries; keeping them.")
     else:
         console.print(
-            f"Generating a demo book: {DEMO_CUSTOMERS:,} customers over {DEMO_DAYS} days from {DEMO_START}."
+            f"[bold]1/2[/] Generating a demo book: {DEMO_CUSTOMERS:,} customers over {DEMO_DAYS} days from {DEMO_START}."
         )
         cfg = GeneratorConfig(
             customers=DEMO_CUSTOMERS, days=DEMO_DAYS, start=DEMO_START, seed=DEMO_SEED
         )
         _generate_with_progress(run_generate, cfg, landing, "csv", 0.0, None)
-    deliveries = sorted(p.parent.name for p in landing.glob("dt=*/_manifest.json"))
+    dates = available_dates(landing)
     console.print(
-        f"[green]Landing zone ready:[/] [bold]{landing.resolve()}[/] "
-        f"({len(deliveries)} deliveries, {deliveries[0]} .. {deliveries[-1]})."
+        f"[bold]2/2[/] Ingesting and validating {len(dates)} deliveries into {settings.warehouse_path}."
+    )
+    loaded = quarantined = 0
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("ingesting", total=len(dates))
+        for day in dates:
+            progress.update(task, description=f"ingesting {day}")
+            result = run_ingest(settings, day, data_docs=day == dates[-1])
+            loaded += sum(result.rows_loaded.values())
+            quarantined += sum(result.rows_quarantined.values())
+            progress.advance(task)
+    console.print(
+        f"\n[green]Done in {time.perf_counter() - t0:.0f} s.[/] {len(dates)} deliveries ({dates[0]} .. {dates[-1]}): "
+        f"{loaded:,} rows loaded, {quarantined:,} quarantined."
+    )
+    console.print(f"  landing zone   {landing.resolve()}")
+    console.print(
+        f"  warehouse      {settings.warehouse_path.resolve()}  (duckdb -readonly to explore)"
+    )
+    console.print(
+        f"  data quality   {(settings.published_dir / 'data_quality').resolve()}  (Parquet, one partition per date)"
+    )
+    console.print(
+        f"  Data Docs      {(settings.published_dir / 'data_docs' / f'dt={dates[-1]}' / 'index.html').resolve()}"
     )
 
 

@@ -65,8 +65,13 @@ def ingest(
     *,
     run_id: str | None = None,
     force: bool = False,
+    data_docs: bool = True,
 ) -> IngestResult:
-    """Load ``dt=business_date`` from the landing zone into the warehouse."""
+    """Load ``dt=business_date`` from the landing zone into the warehouse.
+
+    ``data_docs=False`` skips rendering GX Data Docs (the validation itself still runs and
+    is recorded): backfills render them only for the dates a person will look at.
+    """
     t0 = time.perf_counter()
     delivery = open_delivery(settings.landing_dir, business_date)
     load_id = load_id_for(delivery)
@@ -75,7 +80,7 @@ def ingest(
         settings.warehouse_path,
         WH,
         wait_seconds=settings.lock_wait_seconds,
-        data_docs=settings.published_dir / "data_docs",
+        data_docs=settings.published_dir / "data_docs" if data_docs else None,
     )
     with session:
         con = session.con
