@@ -153,17 +153,22 @@ def generate(
         )
 
 
-def _generate_with_progress(
-    run_generate, cfg, target: Path, fmt: str, defects: float, defects_file: Path | None
-):
-    columns = (
+def _progress() -> Progress:
+    """The CLI's progress bar: what is being done, how far, how long, how long still."""
+    return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        console=console,
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+
+
+def _generate_with_progress(
+    run_generate, cfg, target: Path, fmt: str, defects: float, defects_file: Path | None
+):
+    with _progress() as progress:
         task = progress.add_task("generating", total=cfg.days)
 
         def on_day(day: date, rows: dict[str, int]) -> None:
@@ -287,14 +292,7 @@ def demo(ctx: typer.Context) -> None:
         f"[bold]2/2[/] Ingesting and validating {len(dates)} deliveries into {settings.warehouse_path}."
     )
     loaded = quarantined = 0
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
+    with _progress() as progress:
         task = progress.add_task("ingesting", total=len(dates))
         for day in dates:
             progress.update(task, description=f"ingesting {day}")

@@ -11,24 +11,18 @@ from creditflow import __version__
 _REPO = Path(__file__).resolve().parent.parent
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(_REPO), *args], capture_output=True, text=True, check=True, timeout=5
+    ).stdout.strip()
+
+
 @cache
 def code_version() -> str:
     """``0.1.0+g<sha>`` (``.dirty`` with uncommitted changes), or the bare version outside git."""
     try:
-        sha = subprocess.run(
-            ["git", "-C", str(_REPO), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=5,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(_REPO), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=5,
-        ).stdout.strip()
+        sha = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return __version__
     return f"{__version__}+g{sha}{'.dirty' if dirty else ''}"

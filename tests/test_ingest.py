@@ -39,6 +39,15 @@ def home(tmp_path: Path, small_book: GenerationResult) -> Settings:
     return Settings(home=tmp_path)
 
 
+def load_days(book: GenerationResult, home: Path, days: list[str]) -> Settings:
+    """Copy ``days`` of a generated book under ``home`` and ingest them in order."""
+    copy_days(book.landing, home / "landing", days)
+    settings = Settings(home=home)
+    for d in days:
+        ingest(settings, date.fromisoformat(d))
+    return settings
+
+
 def manifest_rows(settings: Settings, day: str) -> dict[str, int]:
     m = json.loads((settings.landing_dir / f"dt={day}" / MANIFEST_NAME).read_text())
     return {name.split(".")[0]: meta["rows"] for name, meta in m["files"].items()}
@@ -251,10 +260,7 @@ def test_every_injected_defect_is_caught_and_no_clean_row_is(
 ) -> None:
     """Against the generator's sidecar: quarantine holds exactly the injected rows, by file and line."""
     days = [f"2026-01-{d}" for d in range(20, 27)]
-    copy_days(damaged_book.landing, tmp_path / "landing", days)
-    settings = Settings(home=tmp_path)
-    for d in days:
-        ingest(settings, date.fromisoformat(d))
+    settings = load_days(damaged_book, tmp_path, days)
     assert damaged_book.defects_file is not None
     injected = [json.loads(line) for line in damaged_book.defects_file.read_text().splitlines()]
     expected = {
@@ -293,10 +299,7 @@ def test_quarantined_rows_name_the_rule_their_defect_breaks(
     import re
 
     days = [f"2026-01-{d}" for d in range(20, 24)]
-    copy_days(damaged_book.landing, tmp_path / "landing", days)
-    settings = Settings(home=tmp_path)
-    for d in days:
-        ingest(settings, date.fromisoformat(d))
+    settings = load_days(damaged_book, tmp_path, days)
     assert damaged_book.defects_file is not None
     injected = {
         (r["business_date"], r["extract"], r["line"]): r["kind"]
