@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo test lint format bench clean install
+.PHONY: demo test lint format bench suites clean install
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/generate_bench.py
+
+# Render the Great Expectations suites into transforms/expectations/ after changing a rule.
+suites: $(STAMP)
+	$(BIN)/python -c 'from creditflow.validation import write_suites; [print(p) for p in write_suites()]'
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

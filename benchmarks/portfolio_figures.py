@@ -55,8 +55,8 @@ def main() -> None:
     for t in [*snaps, end]:
         n, bad = con.execute(
             """with obs as (select customer_id from cday where d = $t and bal > 0 and dpd < 30)
-               select count(*), avg((select max(c.dpd) from cday c where c.customer_id = o.customer_id
-                                     and c.d > $t and c.d <= $t + 90) >= 30 :: int)
+               select count(*), avg((coalesce((select max(c.dpd) from cday c where c.customer_id = o.customer_id
+                                     and c.d > $t and c.d <= $t + 90), 0) >= 30)::int)
                from obs o""",
             {"t": t},
         ).fetchone()  # type: ignore[misc]
@@ -71,7 +71,8 @@ def main() -> None:
     ).fetchone()  # type: ignore[misc]
     pooled = con.execute(
         """with obs as (select customer_id, d t from cday where d in (select unnest($s::date[])) and bal > 0 and dpd < 30)
-           select avg((select max(c.dpd) from cday c where c.customer_id = o.customer_id and c.d > o.t and c.d <= o.t + 90) >= 30 :: int)
+           select avg((coalesce((select max(c.dpd) from cday c where c.customer_id = o.customer_id
+                                 and c.d > o.t and c.d <= o.t + 90), 0) >= 30)::int)
            from obs o""",
         {"s": snaps},
     ).fetchone()[0]  # type: ignore[index]

@@ -23,6 +23,7 @@ current data. ``tests/test_validation_shim.py`` fails when GX no longer needs it
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date
 from decimal import Decimal
@@ -120,6 +121,27 @@ def suite_for(extract: str) -> gx.ExpectationSuite:
         expectations=[expectation_for(r) for r in rules],
         meta={"rules_version": RULES_VERSION, "contract": "shared/CONTRACT.md section 1"},
     )
+
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "transforms" / "expectations"
+
+
+def suite_json(extract: str) -> str:
+    """The suite as GX JSON, as kept in transforms/expectations/ for review in diffs."""
+    return (
+        json.dumps(suite_for(extract).to_json_dict(), indent=2, sort_keys=True, default=str) + "\n"
+    )
+
+
+def write_suites(folder: Path = SUITES_DIR) -> list[Path]:
+    """Render every extract's suite to ``folder`` (``make suites``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for extract in RULES:
+        path = folder / f"{extract}.json"
+        path.write_text(suite_json(extract), encoding="utf-8")
+        written.append(path)
+    return written
 
 
 def _errors(info: dict) -> list[str]:

@@ -82,3 +82,13 @@ def test_disagreement_between_gx_and_the_router_is_an_error() -> None:
         check_agreement(
             {"loans": {"loans.principal.range": 2}}, {"loans": {"loans.principal.range": 1}}
         )
+
+
+def test_suites_in_the_repository_match_the_rules() -> None:
+    """transforms/expectations/*.json are the suites the code builds; run `make suites` after a rule change."""
+    from creditflow.transforms.rules import RULES
+    from creditflow.validation import SUITES_DIR, suite_json
+
+    for extract in RULES:
+        kept = (SUITES_DIR / f"{extract}.json").read_text(encoding="utf-8")
+        assert kept == suite_json(extract), f"{extract}.json is stale: run make suites"
