@@ -52,14 +52,15 @@ def build_daily_dpd(con: duckdb.DuckDBPyConnection, end: str) -> None:
         window w as (partition by loan_id order by installment_no)
         ;
         create or replace table money as
-        -- repayments count on their own date; a reversal takes its repayment back on its date
-        select r.loan_id, cast(r.txn_ts as date) as d, r.amount as amount
+        -- a repayment counts from the date it was delivered (figures for d use what was known
+        -- by d); a reversal takes its (successful) repayment back from its own delivery date
+        select r.loan_id, r.dt as d, r.amount as amount
         from transactions r
         where r.txn_type = 'REPAYMENT' and r.status = 'SUCCESS'
         union all
-        select r.loan_id, cast(v.txn_ts as date) as d, -r.amount as amount
+        select r.loan_id, v.dt as d, -r.amount as amount
         from transactions v
-        join transactions r on r.txn_id = v.reverses_txn_id
+        join transactions r on r.txn_id = v.reverses_txn_id and r.status = 'SUCCESS'
         where v.txn_type = 'REVERSAL' and v.status = 'SUCCESS'
         ;
         create or replace table grid as

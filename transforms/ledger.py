@@ -1,0 +1,203 @@
+"""The loan ledger: every active loan's position at the end of each business date.
+
+``ledger_step`` turns the state at the previous processed date plus everything delivered
+since into the state at the business date (``loan_daily``), so a nightly step costs in
+proportion to the active book, not to history. Dates may be sparse: a step applies all
+deliveries after the previous state. The SQL lives in ``transforms/sql/``, one model per
+file, as named steps.
+
+Tables it keeps beside the delivered ones:
+
+- ``schedule``: instalments with the cumulative amount before each (the waterfall's axis);
+- ``repayments``: successful repayments by txn_id, to resolve the repayment a reversal names;
+- ``loan_daily``: one row per active loan and date (the state, and its history);
+- ``loan_archive``: a loan's last row once it has been repaid for ``grace_days`` (a late
+  reversal can still reopen it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from importlib.resources import files
+
+import duckdb
+
+EARLIEST = date(1900, 1, 1)
+GRACE_DAYS = 35  # repaid loans stay active this long: bounced auto-debits are reversed days later
+
+_STATE_COLUMNS = """
+    dt DATE not null,
+    loan_id VARCHAR not null,
+    customer_id VARCHAR not null,
+    product VARCHAR not null,
+    originated_on DATE not null,
+    origination_month DATE not null,
+    months_on_book INTEGER not null,
+    principal DECIMAL(18,2) not null,
+    total_due DECIMAL(18,2) not null,
+    paid_total DECIMAL(18,2) not null,       -- net of reversals
+    outstanding_principal DECIMAL(18,2) not null,
+    overdue_amount DECIMAL(18,2) not null,
+    credit DECIMAL(18,2) not null,           -- paid beyond the whole schedule
+    dpd INTEGER not null,
+    bucket VARCHAR not null,
+    first_30plus_on DATE,
+    first_90plus_on DATE,
+    max_dpd INTEGER not null,
+    closed_on DATE                           -- first date with nothing outstanding
+"""
+
+
+def ensure_ledger_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for sql in (
+        """create table if not exists schedule (
+            loan_id VARCHAR not null, installment_no INTEGER not null, due_date DATE not null,
+            principal_due DECIMAL(18,2) not null, interest_due DECIMAL(18,2) not null,
+            cum_before DECIMAL(18,2) not null, dt DATE not null)""",
+        """create table if not exists repayments (
+            txn_id VARCHAR not null, loan_id VARCHAR not null, amount DECIMAL(18,2) not null, dt DATE not null)""",
+        f"create table if not exists loan_daily ({_STATE_COLUMNS})",
+        f"create table if not exists loan_archive ({_STATE_COLUMNS}, archived_on DATE not null)",
+        """create table if not exists ledger_runs (
+            dt DATE not null, prev_dt DATE, run_id VARCHAR not null, active_loans BIGINT not null,
+            archived_loans BIGINT not null, loans_without_schedule BIGINT not null, seconds DOUBLE not null)""",
+    ):
+        con.execute(sql)
+
+
+@cache
+def sql(name: str) -> str:
+    """A SQL model from transforms/sql/."""
+    return (files("creditflow.transforms") / "sql" / f"{name}.sql").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class LedgerResult:
+    business_date: date
+    previous_date: date | None
+    active_loans: int
+    archived_loans: int
+    loans_without_schedule: int
+    seconds: float
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> object:
+    row = con.execute(query, params or {}).fetchone()
+    return None if row is None else row[0]
+
+
+def ledger_step(
+    con: duckdb.DuckDBPyConnection,
+    business_date: date,
+    *,
+    run_id: str,
+    grace_days: int = GRACE_DAYS,
+) -> LedgerResult:
+    """Compute ``loan_daily`` for ``business_date`` (replacing it if it exists), in one transaction."""
+    t0 = time.perf_counter()
+    ensure_ledger_schema(con)
+    prev = _scalar(con, "select max(dt) from loan_daily where dt < $d", {"d": business_date})
+    after = prev or EARLIEST
+    window = {"after": after, "d": business_date}
+    con.execute("begin transaction")
+    try:
+        # a rerun of the date replaces what it wrote before, and nothing else
+        con.execute("delete from loan_daily where dt = $d", {"d": business_date})
+        con.execute("delete from loan_archive where archived_on = $d", {"d": business_date})
+        # schedules of loans whose instalments arrived in the window, with the waterfall's axis
+        con.execute(
+            """
+            create or replace temp table _touched as
+            select distinct loan_id from installments where dt > $after and dt <= $d
+            """,
+            window,
+        )
+        con.execute("delete from schedule where loan_id in (select loan_id from _touched)")
+        con.execute(
+            """
+            insert into schedule
+            select loan_id, installment_no, due_date, principal_due, interest_due,
+                   coalesce(sum(principal_due + interest_due) over (
+                       partition by loan_id order by installment_no
+                       rows between unbounded preceding and 1 preceding), 0) as cum_before,
+                   dt
+            from installments
+            where loan_id in (select loan_id from _touched) and dt <= $d
+            """,
+            {"d": business_date},
+        )
+        con.execute("delete from repayments where dt > $after and dt <= $d", window)
+        con.execute(
+            """
+            insert into repayments
+            select txn_id, loan_id, amount, dt from transactions
+            where dt > $after and dt <= $d and txn_type = 'REPAYMENT' and status = 'SUCCESS'
+            """,
+            window,
+        )
+        con.execute(f"create or replace temp table ledger_events as {sql('ledger_events')}", window)
+        con.execute(
+            f"create or replace temp table _state as {sql('ledger_state')}",
+            {**window, "prev": prev},
+        )
+        keep = "outstanding_principal > 0 or closed_on > $d - $grace"
+        params = {"d": business_date, "grace": grace_days}
+        con.execute(f"insert into loan_daily select * from _state where {keep}", params)
+        con.execute(f"insert into loan_archive select *, $d from _state where not ({keep})", params)
+        active = int(
+            _scalar(con, "select count(*) from loan_daily where dt = $d", {"d": business_date}) or 0
+        )
+        archived = int(
+            _scalar(
+                con,
+                "select count(*) from loan_archive where archived_on = $d",
+                {"d": business_date},
+            )
+            or 0
+        )
+        unscheduled = int(
+            _scalar(
+                con,
+                """select count(*) from loans where dt <= $d
+                   and loan_id not in (select loan_id from schedule)""",
+                {"d": business_date},
+            )
+            or 0
+        )
+        seconds = time.perf_counter() - t0
+        con.execute("delete from ledger_runs where dt = $d", {"d": business_date})
+        con.execute(
+            "insert into ledger_runs values ($d, $prev, $run, $active, $archived, $unscheduled, $s)",
+            {
+                "d": business_date,
+                "prev": prev,
+                "run": run_id,
+                "active": active,
+                "archived": archived,
+                "unscheduled": unscheduled,
+                "s": seconds,
+            },
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.execute("drop table if exists ledger_events")
+        con.execute("drop table if exists _state")
+        con.execute("drop table if exists _touched")
+    return LedgerResult(
+        business_date, prev, active, archived, unscheduled, time.perf_counter() - t0
+    )  # type: ignore[arg-type]
+
+
+def customer_dpd(con: duckdb.DuckDBPyConnection, business_date: date) -> duckdb.DuckDBPyRelation:
+    """Each borrower's dpd on the date: the maximum over their loans."""
+    return con.sql(
+        "select customer_id, max(dpd) as dpd, sum(outstanding_principal) as outstanding_principal "
+        "from loan_daily where dt = $d group by customer_id",
+        params={"d": business_date},
+    )
