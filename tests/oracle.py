@@ -40,7 +40,7 @@ def build_daily_dpd(con: duckdb.DuckDBPyConnection, end: str) -> None:
     """Table ``daily`` (loan_id, customer_id, d, dpd, outstanding_principal) up to ``end``."""
     con.execute(
         f"""
-        create or replace table schedule as
+        create or replace table oracle_schedule as
         select
             loan_id,
             installment_no,
@@ -51,7 +51,7 @@ def build_daily_dpd(con: duckdb.DuckDBPyConnection, end: str) -> None:
         from installments
         window w as (partition by loan_id order by installment_no)
         ;
-        create or replace table money as
+        create or replace table oracle_money as
         -- a repayment counts from the date it was delivered (figures for d use what was known
         -- by d); a reversal takes its (successful) repayment back from its own delivery date
         select r.loan_id, r.dt as d, r.amount as amount
@@ -63,13 +63,13 @@ def build_daily_dpd(con: duckdb.DuckDBPyConnection, end: str) -> None:
         join transactions r on r.txn_id = v.reverses_txn_id and r.status = 'SUCCESS'
         where v.txn_type = 'REVERSAL' and v.status = 'SUCCESS'
         ;
-        create or replace table grid as
+        create or replace table oracle_grid as
         select l.loan_id, l.customer_id, cast(d.d as date) as d
         from loans l, range(cast(l.originated_at as date), date '{end}' + 1, interval 1 day) d(d)
         ;
-        create or replace table paid as
+        create or replace table oracle_paid as
         select g.loan_id, g.d, coalesce(sum(m.amount), 0) as paid
-        from grid g left join money m on m.loan_id = g.loan_id and m.d <= g.d
+        from oracle_grid g left join oracle_money m on m.loan_id = g.loan_id and m.d <= g.d
         group by all
         ;
         create or replace table daily as
@@ -81,9 +81,9 @@ def build_daily_dpd(con: duckdb.DuckDBPyConnection, end: str) -> None:
                 filter (where s.cum_before + s.principal_due + s.interest_due > p.paid), 0) as dpd,
             sum(s.principal_due - least(greatest(p.paid - s.cum_before - s.interest_due, 0), s.principal_due))
                 as outstanding_principal
-        from grid g
-        join paid p using (loan_id, d)
-        join schedule s on s.loan_id = g.loan_id
+        from oracle_grid g
+        join oracle_paid p using (loan_id, d)
+        join oracle_schedule s on s.loan_id = g.loan_id
         group by all
         """
     )

@@ -85,8 +85,9 @@ class LedgerResult:
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> object:
-    row = con.execute(query, params or {}).fetchone()
-    return None if row is None else row[0]
+    # fetch fully: DuckDB 2.0 keeps a half-read result open and refuses the next relation query
+    rows = con.execute(query, params or {}).fetchall()
+    return rows[0][0] if rows else None
 
 
 def ledger_step(
@@ -99,7 +100,8 @@ def ledger_step(
     """Compute ``loan_daily`` for ``business_date`` (replacing it if it exists), in one transaction."""
     t0 = time.perf_counter()
     ensure_ledger_schema(con)
-    prev = _scalar(con, "select max(dt) from loan_daily where dt < $d", {"d": business_date})
+    # the previous *processed* date: loan_daily may have no rows on it (an empty book)
+    prev = _scalar(con, "select max(dt) from ledger_runs where dt < $d", {"d": business_date})
     after = prev or EARLIEST
     window = {"after": after, "d": business_date}
     con.execute("begin transaction")

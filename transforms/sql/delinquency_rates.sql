@@ -20,7 +20,7 @@ lagged as (
         count(*) as accounts_30d_ago,
         sum(outstanding_principal) as balance_30d_ago
     from loan_daily
-    where dt = (select max(dt) from loan_daily where dt <= $d - 30)
+    where dt = (select max(dt) from ledger_runs where dt <= $d - 30)
       and outstanding_principal > 0
     group by all
 ),

@@ -2,7 +2,7 @@
 -- 'CLOSED'. Rates are shares of the from-bucket, by accounts and by the from-balance (the
 -- outstanding principal 30 days ago), so each from-bucket's rates sum to 1.
 with from_date as (
-    select max(dt) as dt from loan_daily where dt <= $d - 30
+    select max(dt) as dt from ledger_runs where dt <= $d - 30
 ),
 
 from_state as (
