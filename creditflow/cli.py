@@ -225,6 +225,35 @@ def ingest(
 
 
 @app.command()
+def ledger(
+    ctx: typer.Context,
+    business_date: BusinessDate,
+) -> None:
+    """Advance the loan ledger to a date and publish its delinquency reports."""
+    from creditflow.delinquency import run_ledger
+    from creditflow.warehouse import WarehouseBusy
+
+    day = _parse_date(business_date)
+    try:
+        result = run_ledger(_settings(ctx), day)
+    except WarehouseBusy as exc:
+        raise _fail(str(exc)) from exc
+    led = result.ledger
+    console.print(
+        f"{day}: {led.active_loans:,} active loans (from {led.previous_date or 'an empty ledger'}) in {led.seconds:.2f} s"
+        + (
+            f"; [yellow]{led.loans_without_schedule} loans have no schedule yet[/]"
+            if led.loans_without_schedule
+            else ""
+        )
+    )
+    table = Table("report", "rows", "file", title=f"published for {day}")
+    for p in result.published:
+        table.add_row(p.table, f"{p.rows:,}", str(p.path))
+    console.print(table)
+
+
+@app.command()
 def quarantine(
     ctx: typer.Context,
     business_date: BusinessDate,
@@ -269,6 +298,7 @@ def demo(ctx: typer.Context) -> None:
     """Run the whole pipeline end to end on a small synthetic book (what `make demo` runs)."""
     import time
 
+    from creditflow.delinquency import run_ledger
     from creditflow.ingest import ingest as run_ingest
     from creditflow.landing import available_dates
     from creditflow.upstream.generate import generate as run_generate
@@ -299,6 +329,7 @@ def demo(ctx: typer.Context) -> None:
             result = run_ingest(settings, day, data_docs=day == dates[-1])
             loaded += sum(result.rows_loaded.values())
             quarantined += sum(result.rows_quarantined.values())
+            run_ledger(settings, day)
             progress.advance(task)
     console.print(
         f"\n[green]Done in {time.perf_counter() - t0:.0f} s.[/] {len(dates)} deliveries ({dates[0]} .. {dates[-1]}): "
