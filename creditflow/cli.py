@@ -319,7 +319,7 @@ def demo(ctx: typer.Context) -> None:
         _generate_with_progress(run_generate, cfg, landing, "csv", 0.0, None)
     dates = available_dates(landing)
     console.print(
-        f"[bold]2/2[/] Ingesting and validating {len(dates)} deliveries into {settings.warehouse_path}."
+        f"[bold]2/2[/] Ingesting, validating and running the ledger for {len(dates)} deliveries into {settings.warehouse_path}."
     )
     loaded = quarantined = 0
     with _progress() as progress:
