@@ -246,7 +246,8 @@ class ValidationSession:
     def _build_docs(self, business_date: date) -> str | None:
         if self.data_docs is None:
             return None
-        site = self.data_docs / f"dt={business_date.isoformat()}"
+        # GX requires an absolute folder; HOME defaults to the relative ./data
+        site = (self.data_docs / f"dt={business_date.isoformat()}").resolve()
         self.context.add_data_docs_site(
             site_name="creditflow",
             site_config={

@@ -453,3 +453,18 @@ def test_ingest_command_reports_a_bad_delivery_without_a_traceback(home: Setting
     )
     assert result.exit_code == 1
     assert "_manifest.json: missing" in result.output and "Traceback" not in result.output
+
+
+def test_a_relative_home_works(
+    small_book: GenerationResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default HOME is the relative ./data: loading and Data Docs work from there."""
+    monkeypatch.chdir(tmp_path)
+    copy_days(small_book.landing, Path("data") / "landing", DAYS[:1])
+    result = ingest(Settings(home=Path("data")), D1)
+    assert result.status == "LOADED"
+    assert (
+        result.data_docs is not None
+        and Path(result.data_docs).is_absolute()
+        and Path(result.data_docs).is_file()
+    )
