@@ -45,6 +45,13 @@ class Format(StrEnum):
     parquet = "parquet"
 
 
+model_app = typer.Typer(
+    help="The credit model: evaluate the recipe, list, promote and roll back versions.",
+    no_args_is_help=True,
+)
+app.add_typer(model_app, name="model")
+
+
 def _settings(ctx: typer.Context) -> Settings:
     return ctx.ensure_object(dict)["settings"]
 
@@ -345,6 +352,51 @@ def demo(ctx: typer.Context) -> None:
     console.print(
         f"  Data Docs      {(settings.published_dir / 'data_docs' / f'dt={dates[-1]}' / 'index.html').resolve()}"
     )
+
+
+@model_app.command("evaluate")
+def model_evaluate(
+    table: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="Labelled CSV or Parquet table.")
+    ],
+    target: Annotated[str, typer.Option(help="0/1 column: 1 = bad.")],
+    time_column: Annotated[
+        str | None,
+        typer.Option(help="Split out of time on this column (latest fifth is the test)."),
+    ] = None,
+    id_column: Annotated[str | None, typer.Option(help="Identifier column, not a feature.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Run the project's training recipe on any labelled table and print its metrics."""
+    from creditflow.models.evaluate_table import evaluate_table
+
+    try:
+        result = evaluate_table(table, target, time_column=time_column, id_column=id_column)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    m = result.metrics
+    console.print(
+        f"{table}: {len(result.features)} features, train {result.n_train:,}, test {result.n_test:,} ({result.split})"
+    )
+    summary = Table("AUC", "Gini", "KS", "Brier", "bad rate", "trees", title="test set")
+    summary.add_row(
+        f"{m.auc:.3f}",
+        f"{m.gini:.3f}",
+        f"{m.ks:.3f}",
+        f"{m.brier:.4f}",
+        f"{m.bad_rate:.1%}",
+        str(result.best_iteration),
+    )
+    console.print(summary)
+    cal = Table("decile", "n", "predicted", "observed", title="calibration by decile of pd")
+    for row in result.calibration:
+        cal.add_row(
+            str(row["decile"]), f"{row['n']:,}", f"{row['predicted']:.3f}", f"{row['observed']:.3f}"
+        )
+    console.print(cal)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,88 @@
+"""How credit-risk teams measure a score: discrimination, calibration, stability.
+
+AUC, ROC and Brier come from scikit-learn. KS is the largest gap between the cumulative
+bad and good distributions, read off scikit-learn's ROC curve (max TPR - FPR). PSI has no
+scikit-learn implementation; it is written here with empty bins smoothed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
+
+PSI_EPSILON = 1e-4  # share given to an empty bin so the log stays finite
+
+
+@dataclass(frozen=True)
+class Metrics:
+    n: int
+    bad_rate: float
+    auc: float
+    gini: float
+    ks: float
+    brier: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def discrimination(y: np.ndarray, pd_: np.ndarray) -> Metrics:
+    y = np.asarray(y, dtype=int)
+    pd_ = np.asarray(pd_, dtype=float)
+    if y.min() == y.max():
+        raise ValueError("both goods and bads are needed to measure discrimination")
+    auc = float(roc_auc_score(y, pd_))
+    fpr, tpr, _ = roc_curve(y, pd_)
+    return Metrics(
+        n=len(y),
+        bad_rate=float(y.mean()),
+        auc=auc,
+        gini=2 * auc - 1,
+        ks=float(np.max(tpr - fpr)),
+        brier=float(brier_score_loss(y, pd_)),
+    )
+
+
+def deciles(y: np.ndarray, pd_: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Calibration by decile of predicted pd: mean predicted next to observed bad rate."""
+    order = np.argsort(pd_, kind="stable")
+    out = []
+    for k, idx in enumerate(np.array_split(order, bins), start=1):
+        if len(idx) == 0:
+            continue
+        out.append(
+            {
+                "decile": k,
+                "n": len(idx),
+                "pd_min": float(pd_[idx].min()),
+                "pd_max": float(pd_[idx].max()),
+                "predicted": float(pd_[idx].mean()),
+                "observed": float(np.asarray(y)[idx].mean()),
+            }
+        )
+    return out
+
+
+def bad_rate_by_band(y: np.ndarray, bands: np.ndarray) -> list[dict[str, object]]:
+    """Observed bad rate per score band (risk grade)."""
+    y = np.asarray(y)
+    out = []
+    for band in sorted(set(bands.tolist())):
+        mask = bands == band
+        out.append({"band": band, "n": int(mask.sum()), "bad_rate": float(y[mask].mean())})
+    return out
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
+    """Population stability of a score: bins are the expected sample's deciles; empty bins smoothed."""
+    expected = np.asarray(expected, dtype=float)
+    actual = np.asarray(actual, dtype=float)
+    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)))
+    edges[0], edges[-1] = -np.inf, np.inf
+    e = np.histogram(expected, edges)[0] / len(expected)
+    a = np.histogram(actual, edges)[0] / len(actual)
+    e = np.where(e == 0, PSI_EPSILON, e)
+    a = np.where(a == 0, PSI_EPSILON, a)
+    return float(np.sum((a - e) * np.log(a / e)))
