@@ -347,7 +347,7 @@ def demo(ctx: typer.Context) -> None:
         f"  warehouse      {settings.warehouse_path.resolve()}  (duckdb -readonly to explore)"
     )
     console.print(
-        f"  data quality   {(settings.published_dir / 'data_quality').resolve()}  (Parquet, one partition per date)"
+        f"  published      {settings.published_dir.resolve()}  (data_quality and delinquency reports: Parquet, one partition per date)"
     )
     console.print(
         f"  Data Docs      {(settings.published_dir / 'data_docs' / f'dt={dates[-1]}' / 'index.html').resolve()}"

@@ -36,6 +36,18 @@ def load_landing(landing: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def load_as_warehouse(landing: Path) -> duckdb.DuckDBPyConnection:
+    """The delivered files as warehouse tables (ingest is tested on its own), with the views."""
+    from creditflow.warehouse import ensure_schema
+
+    con = load_landing(landing)
+    for e in EXTRACTS:
+        con.execute(f"alter table {e.name} add column load_id VARCHAR default 'test'")
+    con.execute("alter table transactions add column is_late BOOLEAN default false")
+    ensure_schema(con)
+    return con
+
+
 def build_daily_dpd(con: duckdb.DuckDBPyConnection, end: str) -> None:
     """Table ``daily`` (loan_id, customer_id, d, dpd, outstanding_principal) up to ``end``."""
     con.execute(

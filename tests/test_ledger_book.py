@@ -9,13 +9,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from oracle import build_daily_dpd, load_landing
+from oracle import build_daily_dpd, load_as_warehouse
 
 from creditflow.transforms.ledger import ledger_step
 from creditflow.transforms.reports import REPORTS, report
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
-from creditflow.warehouse import ensure_schema
 
 BOOK = GeneratorConfig(customers=1500, days=150, start=date(2025, 9, 1), seed=4)
 DAYS = [BOOK.start + timedelta(days=i) for i in range(BOOK.days)]
@@ -35,16 +34,6 @@ def query(sql: str, params: dict | None = None, **tables: pa.Table) -> list[tupl
     return con.execute(sql, params or {}).fetchall()
 
 
-def loaded(landing: Path) -> duckdb.DuckDBPyConnection:
-    """The delivered files as warehouse tables (ingest is tested elsewhere), plus the views."""
-    con = load_landing(landing)
-    for e in ("customers", "behaviour", "loans", "installments", "transactions"):
-        con.execute(f"alter table {e} add column load_id VARCHAR default 'test'")
-    con.execute("alter table transactions add column is_late BOOLEAN default false")
-    ensure_schema(con)
-    return con
-
-
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate(BOOK, tmp_path_factory.mktemp("ledger") / "landing").landing
@@ -52,7 +41,7 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def book(landing: Path) -> duckdb.DuckDBPyConnection:
-    con = loaded(landing)
+    con = load_as_warehouse(landing)
     for d in DAYS:
         ledger_step(con, d, run_id="daily")
     build_daily_dpd(con, END.isoformat())
@@ -84,7 +73,7 @@ def test_one_step_from_nothing_equals_the_incremental_state(
     landing: Path, book: duckdb.DuckDBPyConnection
 ) -> None:
     """Recomputing from scratch (all history in one step) gives the state the daily steps reached."""
-    fresh = loaded(landing)
+    fresh = load_as_warehouse(landing)
     ledger_step(fresh, END, run_id="daily")
     cols = "loan_id, dpd, bucket, outstanding_principal, overdue_amount, paid_total, credit, months_on_book"
     daily = book.execute(
