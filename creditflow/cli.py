@@ -355,6 +355,68 @@ def demo(ctx: typer.Context) -> None:
     )
 
 
+@model_app.command("list")
+def model_list(ctx: typer.Context) -> None:
+    """List the registry's model versions with their out-of-time figures; the champion is marked."""
+    from creditflow.models.registry import Registry
+
+    registry = Registry(_settings(ctx).models_dir)
+    champion = registry.champion()
+    table = Table(
+        "",
+        "version",
+        "trained as of",
+        "OOT window",
+        "AUC",
+        "KS",
+        "PSI",
+        "decision",
+        title=f"models in {registry.root}",
+    )
+    for version in registry.versions():
+        _, card = registry.load(version)
+        m, w = card["metrics"], card["windows"]
+        table.add_row(
+            "*" if version == champion else "",
+            version,
+            str(card["trained_as_of"]),
+            f"{w['oot_start']} .. {w['oot_end']}",
+            f"{m['auc']:.3f}",
+            f"{m['ks']:.3f}",
+            f"{card['psi_train_vs_oot']:.3f}",
+            card["decision"]["reason"],
+        )
+    console.print(table)
+    if champion is None:
+        console.print("No champion yet: limits follow the policy's starter rule.")
+
+
+@model_app.command("promote")
+def model_promote(
+    ctx: typer.Context, version: Annotated[str, typer.Argument(help="A version from `model list`.")]
+) -> None:
+    """Make a version champion by hand (recorded in the promotion history)."""
+    from creditflow.models.registry import Registry
+
+    try:
+        Registry(_settings(ctx).models_dir).promote(version, "promoted by hand")
+    except KeyError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{version} is champion.")
+
+
+@model_app.command("rollback")
+def model_rollback(ctx: typer.Context) -> None:
+    """Return to the previous champion."""
+    from creditflow.models.registry import Registry
+
+    try:
+        version = Registry(_settings(ctx).models_dir).rollback()
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{version} is champion again.")
+
+
 @model_app.command("evaluate")
 def model_evaluate(
     table: Annotated[

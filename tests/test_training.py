@@ -129,3 +129,37 @@ def test_monotone_features_move_risk_one_way(
             preds.append(predict(model, x, frame.names))
         steps = np.diff(np.stack(preds), axis=0) * direction
         assert (steps >= -1e-7).all(), name
+
+
+def test_model_commands_list_promote_and_roll_back(
+    book: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    """`creditflow model list/promote/rollback` work on the registry under --models."""
+    from typer.testing import CliRunner
+
+    from creditflow.cli import app
+
+    registry = Registry(tmp_path)
+    modest = Recipe(params={**DEFAULT_PARAMS, "max_depth": 1}, rounds=25, early_stopping=25)
+    first = train_challenger(book, AS_OF, registry, recipe=modest)
+    second = train_challenger(book, AS_OF, registry)
+    runner = CliRunner()
+    listed = runner.invoke(
+        app, ["--models", str(tmp_path), "model", "list"], env={"COLUMNS": "250"}
+    )
+    assert (
+        listed.exit_code == 0
+        and str(first.model_version) in listed.output
+        and str(second.model_version) in listed.output
+    )
+    assert runner.invoke(app, ["--models", str(tmp_path), "model", "rollback"]).exit_code == 0
+    assert registry.champion() == first.model_version
+    assert (
+        runner.invoke(
+            app, ["--models", str(tmp_path), "model", "promote", str(second.model_version)]
+        ).exit_code
+        == 0
+    )
+    assert registry.champion() == second.model_version
+    missing = runner.invoke(app, ["--models", str(tmp_path), "model", "promote", "m-nope"])
+    assert missing.exit_code == 1 and "no model 'm-nope'" in missing.output
