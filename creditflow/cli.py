@@ -362,17 +362,11 @@ def model_list(ctx: typer.Context) -> None:
 
     registry = Registry(_settings(ctx).models_dir)
     champion = registry.champion()
-    table = Table(
-        "",
-        "version",
-        "trained as of",
-        "OOT window",
-        "AUC",
-        "KS",
-        "PSI",
-        "decision",
-        title=f"models in {registry.root}",
-    )
+    table = Table(title=f"models in {registry.root}")
+    table.add_column("")
+    table.add_column("version", no_wrap=True)  # an identifier people copy: never wrapped
+    for name in ("trained as of", "OOT window", "AUC", "KS", "PSI", "decision"):
+        table.add_column(name)
     for version in registry.versions():
         _, card = registry.load(version)
         m, w = card["metrics"], card["windows"]

@@ -26,7 +26,7 @@ from creditflow.transforms.rules import RULES, RULES_VERSION, SHANGHAI_DATE
 from creditflow.transforms.staging import Staged, stage
 from creditflow.validation import ValidationSession, check_agreement
 from creditflow.versioning import code_version
-from creditflow.warehouse import ensure_schema
+from creditflow.warehouse import ensure_schema, transaction
 
 WH = "wh"  # the warehouse, attached to the validation session's database
 
@@ -284,67 +284,63 @@ def _commit(
     d = delivery.business_date
     # row order inside the warehouse carries no meaning; letting DuckDB insert in parallel does
     con.execute("set preserve_insertion_order = false")
-    con.execute("begin transaction")
     try:
-        for e in EXTRACTS:
-            cols = ", ".join(e.column_names)
-            con.execute(f"delete from {WH}.{e.name} where dt = $d", {"d": d})
-            late = (
-                f", {SHANGHAI_DATE.format(col='txn_ts')} < $d as is_late"
-                if e.name == "transactions"
-                else ""
-            )
+        with transaction(con):
+            for e in EXTRACTS:
+                cols = ", ".join(e.column_names)
+                con.execute(f"delete from {WH}.{e.name} where dt = $d", {"d": d})
+                late = (
+                    f", {SHANGHAI_DATE.format(col='txn_ts')} < $d as is_late"
+                    if e.name == "transactions"
+                    else ""
+                )
+                con.execute(
+                    f"insert into {WH}.{e.name} select {cols}{late}, $d, $load from ok_{e.name}",
+                    {"d": d, "load": load_id},
+                )
+            con.execute(f"delete from {WH}.quarantine where dt = $d", {"d": d})
+            for e in EXTRACTS:
+                con.execute(
+                    f"""insert into {WH}.quarantine
+                        select $d, '{e.name}', $load, source_row, line, natural_key, failed_rules, record
+                        from q_{e.name} order by source_row""",
+                    {"d": d, "load": load_id},
+                )
+            con.execute(f"delete from {WH}.data_quality where dt = $d", {"d": d})
             con.execute(
-                f"insert into {WH}.{e.name} select {cols}{late}, $d, $load from ok_{e.name}",
-                {"d": d, "load": load_id},
+                f'insert into {WH}.data_quality select $d, extract, "check", success, rows_checked, rows_failed, rows_quarantined, $run from dq_rows',
+                {"d": d, "run": run_id},
             )
-        con.execute(f"delete from {WH}.quarantine where dt = $d", {"d": d})
-        for e in EXTRACTS:
+            con.execute(f"delete from {WH}.load_files where business_date = $d", {"d": d})
+            for f in delivery.files:
+                con.execute(
+                    f"insert into {WH}.load_files values ($load, $d, $extract, $file, $sha, $bytes, $rows, $ok, $q)",
+                    {
+                        "load": load_id,
+                        "d": d,
+                        "extract": f.extract.name,
+                        "file": str(f.path),
+                        "sha": f.sha256,
+                        "bytes": f.size,
+                        "rows": f.manifest_rows,
+                        "ok": result.rows_loaded[f.extract.name],
+                        "q": result.rows_quarantined[f.extract.name],
+                    },
+                )
             con.execute(
-                f"""insert into {WH}.quarantine
-                    select $d, '{e.name}', $load, source_row, line, natural_key, failed_rules, record
-                    from q_{e.name} order by source_row""",
-                {"d": d, "load": load_id},
-            )
-        con.execute(f"delete from {WH}.data_quality where dt = $d", {"d": d})
-        con.execute(
-            f'insert into {WH}.data_quality select $d, extract, "check", success, rows_checked, rows_failed, rows_quarantined, $run from dq_rows',
-            {"d": d, "run": run_id},
-        )
-        con.execute(f"delete from {WH}.load_files where business_date = $d", {"d": d})
-        for f in delivery.files:
-            con.execute(
-                f"insert into {WH}.load_files values ($load, $d, $extract, $file, $sha, $bytes, $rows, $ok, $q)",
+                f"insert or replace into {WH}.loads values ($load, $d, $run, $rules, $code, $gen, now(), $fmt, $docs)",
                 {
                     "load": load_id,
                     "d": d,
-                    "extract": f.extract.name,
-                    "file": str(f.path),
-                    "sha": f.sha256,
-                    "bytes": f.size,
-                    "rows": f.manifest_rows,
-                    "ok": result.rows_loaded[f.extract.name],
-                    "q": result.rows_quarantined[f.extract.name],
+                    "run": run_id,
+                    "rules": RULES_VERSION,
+                    "code": code_version(),
+                    "gen": delivery.generated_at,
+                    "fmt": delivery.files[0].fmt,
+                    "docs": result.data_docs,
                 },
             )
-        con.execute(
-            f"insert or replace into {WH}.loads values ($load, $d, $run, $rules, $code, $gen, now(), $fmt, $docs)",
-            {
-                "load": load_id,
-                "d": d,
-                "run": run_id,
-                "rules": RULES_VERSION,
-                "code": code_version(),
-                "gen": delivery.generated_at,
-                "fmt": delivery.files[0].fmt,
-                "docs": result.data_docs,
-            },
-        )
-        _record_attempt(con, d, run_id, "LOADED", None)
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+            _record_attempt(con, d, run_id, "LOADED", None)
     finally:
         con.execute("set preserve_insertion_order = true")
 

@@ -82,6 +82,18 @@ def open_warehouse(
         con.close()
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All statements inside commit together or not at all."""
+    con.execute("begin transaction")
+    try:
+        yield
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
 def _extract_ddl(extract: Extract, schema: str) -> str:
     cols = ",\n    ".join(f"{c.name} {c.kind.duckdb}" for c in extract.columns)
     extra = ",\n    is_late BOOLEAN" if extract.name == "transactions" else ""

@@ -26,23 +26,23 @@ class ModelRun:
     """One training and its decision: a row of the published model_runs table."""
 
     dt: date
-    model_version: str | None
-    train_start: date | None
-    train_end: date | None
-    oot_start: date | None
-    oot_end: date | None
-    n_train: int
-    bad_rate: float | None
-    auc: float | None
-    ks: float | None
-    gini: float | None
-    brier: float | None
-    psi: float | None
-    psi_tonight: float | None
-    champion_version: str | None
-    champion_auc: float | None
     promoted: bool
     decision_reason: str
+    model_version: str | None = None
+    train_start: date | None = None
+    train_end: date | None = None
+    oot_start: date | None = None
+    oot_end: date | None = None
+    n_train: int = 0
+    bad_rate: float | None = None
+    auc: float | None = None
+    ks: float | None = None
+    gini: float | None = None
+    brier: float | None = None
+    psi: float | None = None
+    psi_tonight: float | None = None
+    champion_version: str | None = None
+    champion_auc: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -163,23 +163,4 @@ def train_challenger(
 
 
 def _no_model(as_of: date, reason: str) -> ModelRun:
-    return ModelRun(
-        as_of,
-        None,
-        None,
-        None,
-        None,
-        None,
-        0,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        False,
-        reason,
-    )
+    return ModelRun(dt=as_of, promoted=False, decision_reason=reason)

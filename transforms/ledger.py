@@ -25,6 +25,8 @@ from importlib.resources import files
 
 import duckdb
 
+from creditflow.warehouse import transaction
+
 EARLIEST = date(1900, 1, 1)
 GRACE_DAYS = 35  # repaid loans stay active this long: bounced auto-debits are reversed days later
 
@@ -104,89 +106,90 @@ def ledger_step(
     prev = _scalar(con, "select max(dt) from ledger_runs where dt < $d", {"d": business_date})
     after = prev or EARLIEST
     window = {"after": after, "d": business_date}
-    con.execute("begin transaction")
     try:
-        # a rerun of the date replaces what it wrote before, and nothing else
-        con.execute("delete from loan_daily where dt = $d", {"d": business_date})
-        con.execute("delete from loan_archive where archived_on = $d", {"d": business_date})
-        # schedules of loans whose instalments arrived in the window, with the waterfall's axis
-        con.execute(
-            """
-            create or replace temp table _touched as
-            select distinct loan_id from installments where dt > $after and dt <= $d
-            """,
-            window,
-        )
-        con.execute("delete from schedule where loan_id in (select loan_id from _touched)")
-        con.execute(
-            """
-            insert into schedule
-            select loan_id, installment_no, due_date, principal_due, interest_due,
-                   coalesce(sum(principal_due + interest_due) over (
-                       partition by loan_id order by installment_no
-                       rows between unbounded preceding and 1 preceding), 0) as cum_before,
-                   dt
-            from installments
-            where loan_id in (select loan_id from _touched) and dt <= $d
-            """,
-            {"d": business_date},
-        )
-        con.execute("delete from repayments where dt > $after and dt <= $d", window)
-        con.execute(
-            """
-            insert into repayments
-            select txn_id, loan_id, amount, dt from transactions
-            where dt > $after and dt <= $d and txn_type = 'REPAYMENT' and status = 'SUCCESS'
-            """,
-            window,
-        )
-        con.execute(f"create or replace temp table ledger_events as {sql('ledger_events')}", window)
-        con.execute(
-            f"create or replace temp table _state as {sql('ledger_state')}",
-            {**window, "prev": prev},
-        )
-        keep = "outstanding_principal > 0 or closed_on > $d - $grace"
-        params = {"d": business_date, "grace": grace_days}
-        con.execute(f"insert into loan_daily select * from _state where {keep}", params)
-        con.execute(f"insert into loan_archive select *, $d from _state where not ({keep})", params)
-        active = int(
-            _scalar(con, "select count(*) from loan_daily where dt = $d", {"d": business_date}) or 0
-        )
-        archived = int(
-            _scalar(
-                con,
-                "select count(*) from loan_archive where archived_on = $d",
+        with transaction(con):
+            # a rerun of the date replaces what it wrote before, and nothing else
+            con.execute("delete from loan_daily where dt = $d", {"d": business_date})
+            con.execute("delete from loan_archive where archived_on = $d", {"d": business_date})
+            # schedules of loans whose instalments arrived in the window, with the waterfall's axis
+            con.execute(
+                """
+                create or replace temp table _touched as
+                select distinct loan_id from installments where dt > $after and dt <= $d
+                """,
+                window,
+            )
+            con.execute("delete from schedule where loan_id in (select loan_id from _touched)")
+            con.execute(
+                """
+                insert into schedule
+                select loan_id, installment_no, due_date, principal_due, interest_due,
+                       coalesce(sum(principal_due + interest_due) over (
+                           partition by loan_id order by installment_no
+                           rows between unbounded preceding and 1 preceding), 0) as cum_before,
+                       dt
+                from installments
+                where loan_id in (select loan_id from _touched) and dt <= $d
+                """,
                 {"d": business_date},
             )
-            or 0
-        )
-        unscheduled = int(
-            _scalar(
-                con,
-                """select count(*) from loans where dt <= $d
-                   and loan_id not in (select loan_id from schedule)""",
-                {"d": business_date},
+            con.execute("delete from repayments where dt > $after and dt <= $d", window)
+            con.execute(
+                """
+                insert into repayments
+                select txn_id, loan_id, amount, dt from transactions
+                where dt > $after and dt <= $d and txn_type = 'REPAYMENT' and status = 'SUCCESS'
+                """,
+                window,
             )
-            or 0
-        )
-        seconds = time.perf_counter() - t0
-        con.execute("delete from ledger_runs where dt = $d", {"d": business_date})
-        con.execute(
-            "insert into ledger_runs values ($d, $prev, $run, $active, $archived, $unscheduled, $s)",
-            {
-                "d": business_date,
-                "prev": prev,
-                "run": run_id,
-                "active": active,
-                "archived": archived,
-                "unscheduled": unscheduled,
-                "s": seconds,
-            },
-        )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+            con.execute(
+                f"create or replace temp table ledger_events as {sql('ledger_events')}", window
+            )
+            con.execute(
+                f"create or replace temp table _state as {sql('ledger_state')}",
+                {**window, "prev": prev},
+            )
+            keep = "outstanding_principal > 0 or closed_on > $d - $grace"
+            params = {"d": business_date, "grace": grace_days}
+            con.execute(f"insert into loan_daily select * from _state where {keep}", params)
+            con.execute(
+                f"insert into loan_archive select *, $d from _state where not ({keep})", params
+            )
+            active = int(
+                _scalar(con, "select count(*) from loan_daily where dt = $d", {"d": business_date})
+                or 0
+            )
+            archived = int(
+                _scalar(
+                    con,
+                    "select count(*) from loan_archive where archived_on = $d",
+                    {"d": business_date},
+                )
+                or 0
+            )
+            unscheduled = int(
+                _scalar(
+                    con,
+                    """select count(*) from loans where dt <= $d
+                       and loan_id not in (select loan_id from schedule)""",
+                    {"d": business_date},
+                )
+                or 0
+            )
+            seconds = time.perf_counter() - t0
+            con.execute("delete from ledger_runs where dt = $d", {"d": business_date})
+            con.execute(
+                "insert into ledger_runs values ($d, $prev, $run, $active, $archived, $unscheduled, $s)",
+                {
+                    "d": business_date,
+                    "prev": prev,
+                    "run": run_id,
+                    "active": active,
+                    "archived": archived,
+                    "unscheduled": unscheduled,
+                    "s": seconds,
+                },
+            )
     finally:
         con.execute("drop table if exists ledger_events")
         con.execute("drop table if exists _state")
