@@ -178,7 +178,7 @@ def _generate_with_progress(
     with _progress() as progress:
         task = progress.add_task("generating", total=cfg.days)
 
-        def on_day(day: date, rows: dict[str, int]) -> None:
+        def on_day(day: date, _rows: dict[str, int]) -> None:
             progress.update(task, advance=1, description=f"generating {day.isoformat()}")
 
         return run_generate(

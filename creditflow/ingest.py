@@ -91,11 +91,11 @@ def ingest(
                 business_date, load_id, "UNCHANGED", seconds=time.perf_counter() - t0
             )
         try:
-            result = _stage_and_validate(session, delivery, load_id, run_id, settings)
+            result = _stage_and_validate(session, delivery, load_id, settings)
         except DeliveryError as exc:
             _record_attempt(con, business_date, run_id, "FAILED", str(exc))
             raise
-        _commit(con, delivery, load_id, run_id, result, settings)
+        _commit(con, delivery, load_id, run_id, result)
         publish_partition(
             con.sql(
                 f'select * exclude (dt) from {WH}.data_quality where dt = $d order by extract, "check"',
@@ -185,7 +185,7 @@ class _Checked:
 
 
 def _stage_and_validate(
-    session: ValidationSession, delivery: Delivery, load_id: str, run_id: str, settings: Settings
+    session: ValidationSession, delivery: Delivery, load_id: str, settings: Settings
 ) -> IngestResult:
     con = session.con
     _prepare_references(con, delivery.business_date)
@@ -278,7 +278,6 @@ def _commit(
     load_id: str,
     run_id: str,
     result: IngestResult,
-    settings: Settings,
 ) -> None:
     """Replace exactly this date's rows, in one transaction."""
     d = delivery.business_date

@@ -815,7 +815,7 @@ class Portfolio:
         ).astype(np.int64)
 
         behaviour_df = self._behaviour_frame(rng, d, act, txn, hs, prof)
-        txn_df = self._transactions_frame(txn, codes, today, rng)
+        txn_df = self._transactions_frame(txn, codes, today)
         self._compact(today)
         txn_df = self._delay_some(rng, txn_df, today)
 
@@ -885,7 +885,7 @@ class Portfolio:
         ).with_columns(pl.col("business_date").cast(pl.Date))
 
     def _transactions_frame(
-        self, txn: dict[str, np.ndarray], codes: np.ndarray, today: int, rng: np.random.Generator
+        self, txn: dict[str, np.ndarray], codes: np.ndarray, today: int
     ) -> pl.DataFrame:
         loan = txn["loan"]
         rev = txn["rev"]
