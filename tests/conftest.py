@@ -37,5 +37,15 @@ def parquet_book(tmp_path_factory: pytest.TempPathFactory) -> GenerationResult:
     return generate(SMALL, tmp_path_factory.mktemp("parquet") / "landing", fmt="parquet")
 
 
+def datasets_dir() -> Path:
+    """The real public data sets: CREDITFLOW_DATASETS, or shared/datasets beside the checkout."""
+    configured = os.environ.get("CREDITFLOW_DATASETS")
+    return (
+        Path(configured)
+        if configured
+        else Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    )
+
+
 def delivery_dirs(landing: Path) -> list[Path]:
     return sorted(p for p in landing.iterdir() if p.name.startswith("dt="))
