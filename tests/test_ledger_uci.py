@@ -6,24 +6,17 @@ CC BY 4.0). The mapping is documented in creditflow/upstream/uci_replay.py.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
 import polars as pl
 import pytest
+from conftest import datasets_dir
 
 from creditflow.delinquency import run_ledger
 from creditflow.ingest import ingest
 from creditflow.settings import Settings
 from creditflow.upstream.uci_replay import Replay, replay
 
-UCI = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "datasets"
-    / "uci_credit_card"
-    / "UCI_Credit_Card.csv"
-)
+UCI = datasets_dir() / "uci_credit_card" / "UCI_Credit_Card.csv"
 
 
 @pytest.fixture(scope="module")

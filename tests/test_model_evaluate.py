@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from conftest import datasets_dir
 from typer.testing import CliRunner
 
 from creditflow.cli import app
 from creditflow.models.evaluate_table import evaluate_table
 from creditflow.models.metrics import discrimination, psi
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DATA = datasets_dir()
 UCI = DATA / "uci_credit_card" / "UCI_Credit_Card.csv"
 GERMAN = DATA / "german_credit" / "german.data"
 
