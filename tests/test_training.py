@@ -24,6 +24,9 @@ from creditflow.upstream.simulation import GeneratorConfig
 # on younger books the first months of delinquency are easier to predict).
 BOOK = GeneratorConfig(customers=6000, days=330, start=date(2025, 6, 1), seed=21)
 AS_OF = BOOK.start + timedelta(days=BOOK.days - 1)
+MODEST = Recipe(
+    params={**DEFAULT_PARAMS, "max_depth": 1}, rounds=25, early_stopping=25
+)  # weaker, above the floor
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +68,8 @@ def test_a_worse_challenger_is_not_promoted_and_a_better_one_is(
 ) -> None:
     """A modest model becomes champion; the full recipe beats it; a one-tree stump is refused."""
     registry = Registry(tmp_path)
-    modest = Recipe(params={**DEFAULT_PARAMS, "max_depth": 1}, rounds=25, early_stopping=25)
     stump = Recipe(params={**DEFAULT_PARAMS, "max_depth": 1}, rounds=1, early_stopping=1)
-    first = train_challenger(book, AS_OF, registry, recipe=modest)
+    first = train_challenger(book, AS_OF, registry, recipe=MODEST)
     assert first.promoted, first.decision_reason  # nothing to beat yet
     better = train_challenger(book, AS_OF, registry)
     assert better.auc is not None and first.auc is not None and better.auc > first.auc
@@ -140,8 +142,7 @@ def test_model_commands_list_promote_and_roll_back(
     from creditflow.cli import app
 
     registry = Registry(tmp_path)
-    modest = Recipe(params={**DEFAULT_PARAMS, "max_depth": 1}, rounds=25, early_stopping=25)
-    first = train_challenger(book, AS_OF, registry, recipe=modest)
+    first = train_challenger(book, AS_OF, registry, recipe=MODEST)
     second = train_challenger(book, AS_OF, registry)
     runner = CliRunner()
     listed = runner.invoke(
