@@ -355,6 +355,29 @@ def demo(ctx: typer.Context) -> None:
     )
 
 
+@model_app.command("train")
+def model_train(ctx: typer.Context, business_date: BusinessDate) -> None:
+    """Train a challenger on matured history up to a date, apply the promotion gate, publish model_runs."""
+    from creditflow.modeling import retrain
+    from creditflow.warehouse import WarehouseBusy
+
+    day = _parse_date(business_date)
+    try:
+        with console.status(f"training on history up to {day}"):
+            run, _ = retrain(_settings(ctx), day)
+    except WarehouseBusy as exc:
+        raise _fail(str(exc)) from exc
+    if run.model_version is None:
+        console.print(f"{day}: no model trained: {run.decision_reason}")
+        return
+    verdict = "[green]promoted[/]" if run.promoted else "[yellow]not promoted[/]"
+    console.print(
+        f"{run.model_version}: out of time {run.oot_start} .. {run.oot_end}, AUC {run.auc:.3f}, KS {run.ks:.3f}, "
+        f"PSI {run.psi:.3f}; {verdict}: {run.decision_reason}",
+        soft_wrap=True,
+    )
+
+
 @model_app.command("list")
 def model_list(ctx: typer.Context) -> None:
     """List the registry's model versions with their out-of-time figures; the champion is marked."""

@@ -11,8 +11,11 @@ compute them where a decision needs explaining (every adverse limit action), not
 from __future__ import annotations
 
 import math
+from datetime import date
 
+import duckdb
 import numpy as np
+import polars as pl
 import xgboost as xgb
 
 BASE_POINTS = 600.0
@@ -90,3 +93,26 @@ def reason_codes(
         order = np.argsort(-row, kind="stable")
         out.append([plain(names[j]) for j in order[:limit] if row[j] > 0])
     return out
+
+
+def score_population(
+    con: duckdb.DuckDBPyConnection, observation_date: date, booster: xgb.Booster, names: list[str]
+) -> pl.DataFrame:
+    """Every customer known on the date: pd, points and grade from the model (no reason codes)."""
+    from creditflow.models.dataset import encode
+    from creditflow.transforms.features import features
+
+    frame = encode(pl.from_arrow(features(con, observation_date).to_arrow_table()))  # type: ignore[arg-type]
+    if frame.names != names:
+        raise ValueError(
+            f"the model expects features {names[:3]}..., the warehouse gives {frame.names[:3]}..."
+        )
+    pd_ = booster.predict(xgb.DMatrix(frame.x, feature_names=names))
+    return pl.DataFrame(
+        {
+            "customer_id": frame.customer_id,
+            "pd": pd_.astype(float),
+            "score": points(pd_),
+            "risk_grade": grades(pd_),
+        }
+    )

@@ -15,6 +15,7 @@ from creditflow.models.metrics import deciles, discrimination, psi
 from creditflow.models.recipe import Recipe, fit, predict
 from creditflow.models.registry import Gate, Registry
 from creditflow.transforms.features import LABEL_DPD_THRESHOLD, LABEL_WINDOW_DAYS, features
+from creditflow.transforms.ledger import ensure_ledger_schema
 from creditflow.versioning import code_version
 
 OOT_DATES = 4  # the latest matured weekly observation dates are the out-of-time window
@@ -65,6 +66,7 @@ def train_challenger(
 ) -> ModelRun:
     """Train on matured observations up to ``as_of``, evaluate out of time, apply the gate."""
     recipe, gate = recipe or Recipe(), gate or Gate()
+    ensure_ledger_schema(con)  # a new warehouse has no ledger yet: then there is nothing to learn
     first = con.execute("select min(dt) from ledger_runs").fetchall()[0][0]
     matured = last_matured(con)
     dates = observation_dates(first, matured) if first and matured else []

@@ -164,3 +164,80 @@ def test_model_commands_list_promote_and_roll_back(
     assert registry.champion() == second.model_version
     missing = runner.invoke(app, ["--models", str(tmp_path), "model", "promote", "m-nope"])
     assert missing.exit_code == 1 and "no model 'm-nope'" in missing.output
+
+
+def test_every_customer_gets_pd_score_and_grade(
+    book: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    """Scoring the whole population with the champion: one row each, ordered consistently."""
+    from creditflow.models.scoring import score_population
+
+    registry = Registry(tmp_path)
+    run = train_challenger(book, AS_OF, registry)
+    model, card = registry.load(str(run.model_version))
+    scored = score_population(book, AS_OF, model, card["features"]["names"])
+    known = book.execute(
+        "select count(distinct customer_id) from customers where dt <= $t", {"t": AS_OF}
+    ).fetchall()[0][0]
+    assert scored.height == known == scored["customer_id"].n_unique()
+    assert scored["pd"].min() > 0 and scored["pd"].max() < 1
+    assert set(scored["risk_grade"].unique()) <= set("ABCDEFG")
+    ordered = scored.sort("pd")
+    assert (ordered["score"].diff().drop_nulls() <= 0).all()
+
+
+def test_model_runs_are_published_with_the_contract_columns(
+    book: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    """One row per training: the decision, its windows and figures, and the run that made it."""
+    from creditflow.modeling import publish_model_run
+    from creditflow.settings import Settings
+
+    settings = Settings(home=tmp_path)
+    run = train_challenger(book, AS_OF, Registry(settings.models_dir))
+    part = publish_model_run(run, settings, "run-42")
+    assert part.rows == 1 and part.path.parent.name == f"dt={AS_OF}"
+    got = duckdb.sql(
+        f"select * from read_parquet('{settings.published_dir}/model_runs/*/*.parquet', hive_partitioning = true, hive_types = {{'dt': 'DATE'}})"
+    )
+    contract = [
+        "dt",
+        "model_version",
+        "train_start",
+        "train_end",
+        "oot_start",
+        "oot_end",
+        "n_train",
+        "bad_rate",
+        "auc",
+        "ks",
+        "gini",
+        "brier",
+        "psi",
+        "promoted",
+        "decision_reason",
+        "run_id",
+    ]
+    assert set(contract) <= set(got.columns)
+    row = dict(zip(got.columns, got.fetchall()[0], strict=True))
+    assert (
+        row["model_version"] == run.model_version
+        and row["promoted"] is True
+        and row["run_id"] == "run-42"
+    )
+    assert row["dt"] == AS_OF and row["oot_start"] > row["train_end"]
+
+
+def test_too_little_history_trains_nothing_and_says_why(tmp_path: Path) -> None:
+    """A new book has no matured labels: no model, and model_runs records the reason."""
+    from creditflow.modeling import retrain
+    from creditflow.settings import Settings
+
+    settings = Settings(home=tmp_path)
+    run, part = retrain(settings, date(2026, 1, 1))
+    assert (
+        run.model_version is None
+        and not run.promoted
+        and "too little matured history" in run.decision_reason
+    )
+    assert part.rows == 1
