@@ -55,6 +55,13 @@ def encode(df: pl.DataFrame) -> Frame:
     return Frame(x, names, df["customer_id"].to_numpy(), df["observation_date"].to_numpy(), y)
 
 
+def population(con: duckdb.DuckDBPyConnection, observation_date: date) -> Frame:
+    """Every customer known on the date, as the model's input matrix."""
+    frame = pl.from_arrow(features(con, observation_date).to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    return encode(frame)
+
+
 def observation_dates(
     first: date, last_matured: date, every_days: int = 7, history_days: int = 60
 ) -> list[date]:

@@ -99,10 +99,9 @@ def score_population(
     con: duckdb.DuckDBPyConnection, observation_date: date, booster: xgb.Booster, names: list[str]
 ) -> pl.DataFrame:
     """Every customer known on the date: pd, points and grade from the model (no reason codes)."""
-    from creditflow.models.dataset import encode
-    from creditflow.transforms.features import features
+    from creditflow.models.dataset import population
 
-    frame = encode(pl.from_arrow(features(con, observation_date).to_arrow_table()))  # type: ignore[arg-type]
+    frame = population(con, observation_date)
     if frame.names != names:
         raise ValueError(
             f"the model expects features {names[:3]}..., the warehouse gives {frame.names[:3]}..."

@@ -10,11 +10,11 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from creditflow.models.dataset import encode, labelled, last_matured, observation_dates
+from creditflow.models.dataset import encode, labelled, last_matured, observation_dates, population
 from creditflow.models.metrics import deciles, discrimination, psi
 from creditflow.models.recipe import Recipe, fit, predict
 from creditflow.models.registry import Gate, Registry
-from creditflow.transforms.features import LABEL_DPD_THRESHOLD, LABEL_WINDOW_DAYS, features
+from creditflow.transforms.features import LABEL_DPD_THRESHOLD, LABEL_WINDOW_DAYS
 from creditflow.transforms.ledger import ensure_ledger_schema
 from creditflow.versioning import code_version
 
@@ -89,7 +89,7 @@ def train_challenger(
     )
     oot_pd = predict(booster, oot.x, oot.names)
     train_pd = predict(booster, train.x, train.names)
-    tonight = encode(pl.from_arrow(features(con, as_of).to_arrow_table()))  # type: ignore[arg-type]
+    tonight = population(con, as_of)
     tonight_pd = predict(booster, tonight.x, tonight.names)
     metrics = discrimination(oot.y, oot_pd)
     stability = psi(train_pd, oot_pd)

@@ -6,6 +6,7 @@ principle, obviously right, and independent of the incremental ledger and of the
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -46,6 +47,16 @@ def load_as_warehouse(landing: Path) -> duckdb.DuckDBPyConnection:
     con.execute("alter table transactions add column is_late BOOLEAN default false")
     ensure_schema(con)
     return con
+
+
+def run_ledger(con: duckdb.DuckDBPyConnection, start: date, end: date) -> None:
+    """Run the ledger day by day from ``start`` to ``end``, as the nightly flow does."""
+    from creditflow.transforms.ledger import ledger_step
+
+    d = start
+    while d <= end:
+        ledger_step(con, d, run_id="test")
+        d += timedelta(days=1)
 
 
 def build_daily_dpd(con: duckdb.DuckDBPyConnection, end: str) -> None:

@@ -9,23 +9,15 @@ import duckdb
 import pytest
 from conftest import delivery_dirs
 from deliveries import copy_days
-from oracle import build_daily_dpd, load_as_warehouse
+from oracle import build_daily_dpd, load_as_warehouse, run_ledger
 
 from creditflow.transforms.features import features, labels
-from creditflow.transforms.ledger import ledger_step
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
 
 BOOK = GeneratorConfig(customers=1200, days=140, start=date(2025, 10, 1), seed=8)
 DAYS = [BOOK.start + timedelta(days=i) for i in range(BOOK.days)]
 T = DAYS[70]  # an observation date with history before it and deliveries after it
-
-
-def run_ledger(con: duckdb.DuckDBPyConnection, upto: date) -> None:
-    for d in DAYS:
-        if d > upto:
-            break
-        ledger_step(con, d, run_id="test")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +28,7 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def full(landing: Path) -> duckdb.DuckDBPyConnection:
     con = load_as_warehouse(landing)
-    run_ledger(con, DAYS[-1])
+    run_ledger(con, BOOK.start, DAYS[-1])
     return con
 
 
@@ -51,7 +43,7 @@ def test_features_do_not_see_the_future(
     ]
     copy_days(landing, tmp_path / "landing", upto)
     past = load_as_warehouse(tmp_path / "landing")
-    run_ledger(past, T)
+    run_ledger(past, BOOK.start, T)
     with_future = features(full, T).fetchall()
     without = features(past, T).fetchall()
     assert len(with_future) > 1000

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from oracle import build_daily_dpd, load_as_warehouse
+from oracle import build_daily_dpd, load_as_warehouse, run_ledger
 
 from creditflow.transforms.ledger import ledger_step
 from creditflow.transforms.reports import REPORTS, report
@@ -42,8 +42,7 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def book(landing: Path) -> duckdb.DuckDBPyConnection:
     con = load_as_warehouse(landing)
-    for d in DAYS:
-        ledger_step(con, d, run_id="daily")
+    run_ledger(con, BOOK.start, END)
     build_daily_dpd(con, END.isoformat())
     return con
 

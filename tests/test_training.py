@@ -7,16 +7,13 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import polars as pl
 import pytest
-from oracle import load_as_warehouse
+from oracle import load_as_warehouse, run_ledger
 
-from creditflow.models.dataset import encode
-from creditflow.models.recipe import DEFAULT_PARAMS, Recipe, predict
+from creditflow.models.dataset import population
+from creditflow.models.recipe import DEFAULT_PARAMS, Recipe, fit, predict
 from creditflow.models.registry import Gate, Registry
-from creditflow.models.training import train_challenger
-from creditflow.transforms.features import features
-from creditflow.transforms.ledger import ledger_step
+from creditflow.models.training import ModelRun, train_challenger
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
 
@@ -33,17 +30,24 @@ MODEST = Recipe(
 def book(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
     landing = generate(BOOK, tmp_path_factory.mktemp("training") / "landing").landing
     con = load_as_warehouse(landing)
-    for i in range(BOOK.days):
-        ledger_step(con, BOOK.start + timedelta(days=i), run_id="test")
+    run_ledger(con, BOOK.start, AS_OF)
     return con
 
 
+@pytest.fixture(scope="module")
+def champion(
+    book: duckdb.DuckDBPyConnection, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Registry, ModelRun]:
+    """One trained, promoted model, shared by the tests that only read it."""
+    registry = Registry(tmp_path_factory.mktemp("registry"))
+    return registry, train_challenger(book, AS_OF, registry)
+
+
 def test_first_challenger_is_promoted_with_out_of_time_figures_in_band(
-    book: duckdb.DuckDBPyConnection, tmp_path: Path
+    champion: tuple[Registry, ModelRun],
 ) -> None:
     """No champion yet: a model that clears the floor becomes champion; OOT AUC is in 0.70-0.85."""
-    registry = Registry(tmp_path)
-    run = train_challenger(book, AS_OF, registry)
+    registry, run = champion
     assert run.promoted and registry.champion() == run.model_version
     assert run.oot_start is not None and run.train_end is not None and run.oot_start > run.train_end
     assert run.auc is not None and 0.70 <= run.auc <= 0.85, run
@@ -52,14 +56,14 @@ def test_first_challenger_is_promoted_with_out_of_time_figures_in_band(
 
 
 def test_same_data_and_seed_give_the_same_model(
-    book: duckdb.DuckDBPyConnection, tmp_path: Path
+    book: duckdb.DuckDBPyConnection, champion: tuple[Registry, ModelRun], tmp_path: Path
 ) -> None:
-    """Two trainings on the same warehouse write byte-identical models under the same version."""
-    a = train_challenger(book, AS_OF, Registry(tmp_path / "a"))
-    b = train_challenger(book, AS_OF, Registry(tmp_path / "b"))
-    assert a.model_version == b.model_version
-    assert (tmp_path / "a" / str(a.model_version) / "model.ubj").read_bytes() == (
-        tmp_path / "b" / str(b.model_version) / "model.ubj"
+    """A second training on the same warehouse writes a byte-identical model under the same version."""
+    registry, first = champion
+    again = train_challenger(book, AS_OF, Registry(tmp_path))
+    assert again.model_version == first.model_version
+    assert (tmp_path / str(again.model_version) / "model.ubj").read_bytes() == (
+        registry.root / str(first.model_version) / "model.ubj"
     ).read_bytes()
 
 
@@ -92,29 +96,27 @@ def test_gate_rules() -> None:
 def test_registry_round_trip_predicts_the_same(
     book: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
-    """A saved model loads back and scores identically; its card names its features and windows."""
+    """A model saved and loaded back scores exactly as the model that was saved; the card comes back."""
+    frame = population(book, AS_OF)
+    y = (np.nan_to_num(frame.x[:, frame.names.index("dpd_now")]) > 0).astype(int)
+    model, _ = fit(Recipe(rounds=20, early_stopping=20), frame.x, y, frame.names)
     registry = Registry(tmp_path)
-    run = train_challenger(book, AS_OF, registry)
-    model, card = registry.load(str(run.model_version))
-    frame = encode(pl.from_arrow(features(book, AS_OF).to_arrow_table()))  # type: ignore[arg-type]
-    again, _ = Registry(tmp_path).load(str(run.model_version))
+    registry.save("m-test", model, {"features": {"names": frame.names}})
+    loaded, card = registry.load("m-test")
     assert np.array_equal(
-        predict(model, frame.x, frame.names), predict(again, frame.x, frame.names)
+        predict(model, frame.x, frame.names), predict(loaded, frame.x, frame.names)
     )
-    assert card["features"]["names"] == frame.names and card["windows"]["oot_end"] == str(
-        run.oot_end
-    )
-    assert card["features"]["monotone"]["worst_dpd_90"] == 1
+    assert card == {"features": {"names": frame.names}}
 
 
 def test_monotone_features_move_risk_one_way(
-    book: duckdb.DuckDBPyConnection, tmp_path: Path
+    book: duckdb.DuckDBPyConnection, champion: tuple[Registry, ModelRun]
 ) -> None:
     """On a grid, raising a +1 feature never lowers pd and raising a -1 feature never raises it."""
-    registry = Registry(tmp_path)
-    run = train_challenger(book, AS_OF, registry)
+    registry, run = champion
     model, card = registry.load(str(run.model_version))
-    frame = encode(pl.from_arrow(features(book, AS_OF).to_arrow_table()))  # type: ignore[arg-type]
+    assert card["features"]["monotone"]["worst_dpd_90"] == 1
+    frame = population(book, AS_OF)
     base = frame.x[:200]
     for name, direction in card["features"]["monotone"].items():
         j = frame.names.index(name)
@@ -167,13 +169,12 @@ def test_model_commands_list_promote_and_roll_back(
 
 
 def test_every_customer_gets_pd_score_and_grade(
-    book: duckdb.DuckDBPyConnection, tmp_path: Path
+    book: duckdb.DuckDBPyConnection, champion: tuple[Registry, ModelRun]
 ) -> None:
     """Scoring the whole population with the champion: one row each, ordered consistently."""
     from creditflow.models.scoring import score_population
 
-    registry = Registry(tmp_path)
-    run = train_challenger(book, AS_OF, registry)
+    registry, run = champion
     model, card = registry.load(str(run.model_version))
     scored = score_population(book, AS_OF, model, card["features"]["names"])
     known = book.execute(
@@ -187,14 +188,14 @@ def test_every_customer_gets_pd_score_and_grade(
 
 
 def test_model_runs_are_published_with_the_contract_columns(
-    book: duckdb.DuckDBPyConnection, tmp_path: Path
+    champion: tuple[Registry, ModelRun], tmp_path: Path
 ) -> None:
     """One row per training: the decision, its windows and figures, and the run that made it."""
     from creditflow.modeling import publish_model_run
     from creditflow.settings import Settings
 
     settings = Settings(home=tmp_path)
-    run = train_challenger(book, AS_OF, Registry(settings.models_dir))
+    _, run = champion
     part = publish_model_run(run, settings, "run-42")
     assert part.rows == 1 and part.path.parent.name == f"dt={AS_OF}"
     got = duckdb.sql(

@@ -62,6 +62,7 @@ def ensure_ledger_schema(con: duckdb.DuckDBPyConnection) -> None:
         """create table if not exists repayments (
             txn_id VARCHAR not null, loan_id VARCHAR not null, amount DECIMAL(18,2) not null, dt DATE not null)""",
         f"create table if not exists loan_daily ({_STATE_COLUMNS})",
+        # ledger_runs.loans_without_schedule counts loans delivered in that step's window
         f"create table if not exists loan_archive ({_STATE_COLUMNS}, archived_on DATE not null)",
         """create table if not exists ledger_runs (
             dt DATE not null, prev_dt DATE, run_id VARCHAR not null, active_loans BIGINT not null,
@@ -170,9 +171,11 @@ def ledger_step(
             unscheduled = int(
                 _scalar(
                     con,
-                    """select count(*) from loans where dt <= $d
+                    # loans delivered in this step's window only: checking every loan ever
+                    # delivered each night would grow with history
+                    """select count(*) from loans where dt > $after and dt <= $d
                        and loan_id not in (select loan_id from schedule)""",
-                    {"d": business_date},
+                    window,
                 )
                 or 0
             )
