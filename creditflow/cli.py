@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, datetime
 from enum import StrEnum
@@ -50,6 +51,11 @@ model_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(model_app, name="model")
+limits_app = typer.Typer(
+    help="The limit policy: decide limits for a date, explain one customer, show the policy.",
+    no_args_is_help=True,
+)
+app.add_typer(limits_app, name="limits")
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -92,10 +98,21 @@ def main(
         Path | None,
         typer.Option(help="Model registry (env CREDITFLOW_MODELS; default HOME/models)."),
     ] = None,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Limit policy TOML (env CREDITFLOW_POLICY_FILE; default the packaged policy)."
+        ),
+    ] = None,
 ) -> None:
     """Settings come from these flags, then CREDITFLOW_* variables, then defaults under HOME."""
     ctx.ensure_object(dict)["settings"] = load_settings(
-        home=home, landing=landing, warehouse=warehouse, published=published, models=models
+        home=home,
+        landing=landing,
+        warehouse=warehouse,
+        published=published,
+        models=models,
+        policy_file=policy_file,
     )
 
 
@@ -481,3 +498,114 @@ def model_evaluate(
 
 if __name__ == "__main__":
     app()
+
+
+@limits_app.command("run")
+def limits_run(ctx: typer.Context, business_date: BusinessDate) -> None:
+    """Score every customer with the champion (or the starter rule) and publish limit_updates."""
+    from creditflow.limits import run_limits
+    from creditflow.policy import PolicyError
+    from creditflow.warehouse import WarehouseBusy
+
+    day = _parse_date(business_date)
+    try:
+        result = run_limits(_settings(ctx), day)
+    except (WarehouseBusy, PolicyError) as exc:
+        raise _fail(str(exc)) from exc
+    console.print(
+        f"{day}: {result.customers:,} customers, model {result.model_version or 'none (starter rule)'}, "
+        f"policy {result.policy_version}; reason codes for {result.reasons_computed:,} adverse actions"
+    )
+    table = Table("action", "customers", title=f"limit actions for {day}")
+    for action, n in result.actions.items():
+        table.add_row(action, f"{n:,}")
+    console.print(table)
+    if result.published:
+        console.print(f"published {result.published.path}")
+
+
+@limits_app.command("explain")
+def limits_explain(
+    ctx: typer.Context,
+    customer_id: Annotated[str, typer.Argument(help="The customer, e.g. C000000042.")],
+    business_date: Annotated[
+        datetime | None,
+        typer.Option(
+            "--date", formats=["%Y-%m-%d"], help="Business date (default: the latest evaluated)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show how a customer's limit was reached: inputs, each rule in order, the binding one."""
+    from creditflow.limits import ensure_limits_schema, explain
+    from creditflow.warehouse import WarehouseBusy, open_warehouse
+
+    settings = _settings(ctx)
+    day = _parse_date(business_date) if business_date else None
+    if not settings.warehouse_path.exists():
+        raise _fail(f"no warehouse at {settings.warehouse_path}; run creditflow run first")
+    try:
+        with open_warehouse(settings.warehouse_path) as con:
+            ensure_limits_schema(con)
+            found = explain(con, customer_id, day)
+    except WarehouseBusy as exc:
+        raise _fail(str(exc)) from exc
+    if found is None:
+        raise _fail(
+            f"no limit decision for customer {customer_id}"
+            + (f" on {day}" if day else "")
+            + "; check the id, or run that date"
+        )
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(found), default=str, indent=2))
+        return
+    console.print(
+        f"[bold]{customer_id}[/] on {found.business_date} (limit effective the next day); "
+        f"policy {found.policy_version}, model {found.model_version or 'none'}, run {found.run_id}",
+        soft_wrap=True,
+    )
+    inputs = Table("input", "value", title="inputs")
+    for key, value in found.inputs.items():
+        inputs.add_row(key, "" if value is None else str(value))
+    console.print(inputs)
+    rules = Table("#", "rule", "limit after", "", title="rules in order")
+    for i, (rule, value, changed) in enumerate(found.steps, start=1):
+        mark = (
+            "[bold]binds[/]"
+            if rule == found.policy_rule
+            else ("changed" if changed and i > 1 else "")
+        )
+        rules.add_row(str(i), rule, str(value), mark)
+    if found.terminal:
+        rules.add_row("", found.terminal, "0", "[bold]binds: ends the evaluation[/]")
+    console.print(rules)
+    console.print(
+        f"new limit [bold]{found.new_limit}[/], action [bold]{found.action}[/], "
+        f"binding rule [bold]{found.policy_rule}[/]",
+        soft_wrap=True,
+    )
+    if found.reason_codes:
+        console.print("reasons: " + "; ".join(found.reason_codes), soft_wrap=True)
+
+
+@limits_app.command("policy")
+def limits_policy(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Check the limit policy in force and print it (with its version and content hash)."""
+    from creditflow.policy import DEFAULT_POLICY_FILE, PolicyError, load_policy
+
+    settings = _settings(ctx)
+    try:
+        policy = load_policy(settings.policy_file)
+    except PolicyError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(policy.model_dump_json(indent=2))
+        return
+    console.print(
+        f"policy {policy.full_version} from {settings.policy_file or DEFAULT_POLICY_FILE}: valid",
+        soft_wrap=True,
+    )
+    console.print_json(policy.model_dump_json())

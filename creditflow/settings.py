@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     models: Path | None = None
     # A date whose share of rule-breaking rows in any extract exceeds this fails as a whole.
     max_quarantine_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    # The limit policy file risk managers edit; the packaged default when unset.
+    policy_file: Path | None = None
     # How long a run waits for another process to release the warehouse before giving up.
     lock_wait_seconds: float = Field(default=0.0, ge=0.0)
 
@@ -71,6 +73,7 @@ class Settings(BaseSettings):
             "warehouse": str(self.warehouse_path),
             "published": str(self.published_dir),
             "models": str(self.models_dir),
+            "policy_file": str(self.policy_file or "(packaged default)"),
         }
 
 
