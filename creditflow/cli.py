@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -318,13 +319,204 @@ def quarantine(
     console.print(table)
 
 
+def _quiet_prefect() -> None:
+    """The CLI shows its own progress; Prefect's per-task log lines would drown it."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _overrides(settings: Settings) -> dict[str, object]:
+    """The resolved settings, as plain values a flow run (or deployment) can take."""
+    return settings.model_dump(mode="json")
+
+
+def _night_line(result: dict) -> str:
+    steps = result["steps"]
+    limits, retrain = steps["limits"], steps["retrain"]
+    actions = ", ".join(f"{k} {v:,}" for k, v in limits["actions"].items() if v)
+    model = limits["model_version"] or "starter rule"
+    trained = ""
+    if retrain.get("trained"):
+        verdict = "promoted" if retrain["promoted"] else "not promoted"
+        trained = f"; trained {retrain['trained']} (AUC {retrain['auc']:.3f}, {verdict})"
+    return f"{result['run_date']} {result['run_id']}: {model}; {actions}{trained}"
+
+
+@app.command("run")
+def run_one(ctx: typer.Context, business_date: BusinessDate) -> None:
+    """Run one business date through the whole pipeline (the nightly flow) and publish it."""
+    _quiet_prefect()
+    from creditflow.flows.nightly import NightFailed, nightly
+    from creditflow.warehouse import WarehouseBusy
+
+    day = _parse_date(business_date)
+    settings = _settings(ctx)
+    try:
+        with console.status(f"running {day}: ingest, ledger, model, limits, publish"):
+            result = nightly(run_date=day, overrides=_overrides(settings), trigger="manual")
+    except (NightFailed, WarehouseBusy) as exc:
+        raise _fail(str(exc)) from exc
+    console.print(_night_line(result), soft_wrap=True)
+    for step, seconds in result["durations"].items():
+        console.print(f"  {step:<8} {seconds:6.2f} s")
+    if result["later_dates_changed"]:
+        later = result["later_dates_changed"]
+        console.print(
+            f"[yellow]{len(later)} later dates were built on the previous run of {day} and are now "
+            f"out of date: {later[0]} .. {later[-1]}.[/] Rerun them with: creditflow backfill "
+            f"--start {later[0]} --end {later[-1]} --reprocess all",
+            soft_wrap=True,
+        )
+
+
+class ReprocessChoice(StrEnum):
+    missing = "missing"
+    failed = "failed"
+    all = "all"
+
+
+@app.command()
+def backfill(
+    ctx: typer.Context,
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First business date.")],
+    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Last business date.")],
+    reprocess: Annotated[
+        ReprocessChoice,
+        typer.Option(
+            help="missing: dates without a successful run; failed: dates whose last run failed; all."
+        ),
+    ] = ReprocessChoice.missing,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the dates that would run, run nothing.")
+    ] = False,
+) -> None:
+    """Run a range of dates in order; stop at the first failure, keeping earlier dates published."""
+    _quiet_prefect()
+    _run_range(ctx, _parse_date(start), _parse_date(end), reprocess.value, dry_run, "backfill")
+
+
+def _run_range(
+    ctx: typer.Context, first: date, last: date, reprocess: str, dry_run: bool, trigger: str
+) -> list[dict]:
+    from creditflow.flows.nightly import NightFailed, Reprocess, plan
+    from creditflow.flows.nightly import backfill as backfill_flow
+    from creditflow.warehouse import WarehouseBusy
+
+    settings = _settings(ctx)
+    try:
+        dates = plan(settings, first, last, Reprocess(reprocess))
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    skipped = (last - first).days + 1 - len(dates)
+    if dry_run:
+        console.print(
+            f"would run {len(dates)} dates ({skipped} already published are skipped, --reprocess {reprocess}):"
+        )
+        for d in dates:
+            console.print(f"  {d}")
+        return []
+    if not dates:
+        console.print(f"nothing to do: every date from {first} to {last} is published.")
+        return []
+    results: list[dict] = []
+    with _progress() as progress:
+        bar = progress.add_task(f"{trigger} {dates[0]}", total=len(dates))
+
+        def on_date(d: date, result: dict | None) -> None:
+            if result is None:
+                progress.update(bar, description=f"{trigger} {d}")
+                return
+            results.append(result)
+            progress.console.print(_night_line(result), soft_wrap=True)
+            progress.advance(bar)
+
+        try:
+            backfill_flow(
+                start=first,
+                end=last,
+                reprocess=Reprocess(reprocess),
+                overrides=_overrides(settings),
+                trigger=trigger,
+                on_date=on_date,
+            )
+        except (NightFailed, WarehouseBusy) as exc:
+            done = f"{len(results)} dates published before it" if results else "no date published"
+            raise _fail(
+                f"backfill stopped: {exc}\n({done}; fix the delivery and rerun the same command)"
+            ) from exc
+    if skipped:
+        console.print(f"{skipped} dates already published were skipped (--reprocess {reprocess}).")
+    return results
+
+
+@app.command("runs")
+def list_runs(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="How many of the latest runs.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List the latest runs: date, run id, status, model, code version, duration."""
+    from creditflow.runs import ensure_runs_schema
+    from creditflow.warehouse import WarehouseBusy, open_warehouse
+
+    settings = _settings(ctx)
+    if not settings.warehouse_path.exists():
+        raise _fail(f"no warehouse at {settings.warehouse_path}; nothing has run yet")
+    try:
+        with open_warehouse(settings.warehouse_path) as con:
+            ensure_runs_schema(con)
+            rel = con.sql(
+                """select run_date, attempt, run_id, trigger, status, model_version, code_version,
+                          epoch(finished_at - started_at) as seconds, error
+                   from runs order by run_date desc, attempt desc limit $n""",
+                params={"n": limit},
+            )
+            rows = [dict(zip(rel.columns, r, strict=True)) for r in rel.fetchall()]
+    except WarehouseBusy as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, default=str))
+        return
+    table = Table(title=f"latest runs in {settings.warehouse_path}")
+    for col in ("date", "#", "run id", "trigger", "status", "model", "code", "s", "error"):
+        table.add_column(col, no_wrap=col in ("run id", "model"))
+    for r in rows:
+        colour = {"SUCCESS": "green", "FAILED": "red"}.get(r["status"], "yellow")
+        table.add_row(
+            str(r["run_date"]), str(r["attempt"]), r["run_id"], r["trigger"],
+            f"[{colour}]{r['status']}[/]", r["model_version"] or "", r["code_version"],
+            f"{r['seconds']:.1f}" if r["seconds"] is not None else "", (r["error"] or "")[:80],
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    cron: Annotated[str, typer.Option(help="When to run, in --timezone.")] = "0 2 * * *",
+    timezone: Annotated[str, typer.Option(help="The schedule's time zone.")] = "Asia/Shanghai",
+    name: Annotated[str, typer.Option(help="Deployment name.")] = "creditflow-nightly",
+) -> None:
+    """Register the nightly deployment on the Prefect server (PREFECT_API_URL) and serve it.
+
+    Each scheduled run processes the business date before its scheduled time in Asia/Shanghai.
+    Needs a real server (`prefect server start`): the ephemeral one runs no scheduler.
+    """
+    from creditflow.flows.deployment import serve_nightly
+
+    console.print(
+        f"serving [bold]nightly/{name}[/] on cron '{cron}' ({timezone}); Ctrl-C stops serving",
+        soft_wrap=True,
+    )
+    serve_nightly(_overrides(_settings(ctx)), cron=cron, timezone=timezone, name=name)
+
+
 @app.command()
 def demo(ctx: typer.Context) -> None:
-    """Run the whole pipeline end to end on a small synthetic book (what `make demo` runs)."""
+    """Generate a demo book if the landing zone is empty and run every date through the pipeline."""
     import time
 
-    from creditflow.delinquency import run_ledger
-    from creditflow.ingest import ingest as run_ingest
+    _quiet_prefect()
     from creditflow.landing import available_dates
     from creditflow.upstream.generate import generate as run_generate
     from creditflow.upstream.simulation import GeneratorConfig
@@ -343,33 +535,18 @@ def demo(ctx: typer.Context) -> None:
         )
         _generate_with_progress(run_generate, cfg, landing, "csv", 0.0, None)
     dates = available_dates(landing)
+    if not dates:
+        raise _fail(f"no complete deliveries in {landing}")
     console.print(
-        f"[bold]2/2[/] Ingesting, validating and running the ledger for {len(dates)} deliveries into {settings.warehouse_path}."
+        f"[bold]2/2[/] Running {len(dates)} nights ({dates[0]} .. {dates[-1]}) through ingest, validation, "
+        f"ledger, model, limits and publication into {settings.home}.",
+        soft_wrap=True,
     )
-    loaded = quarantined = 0
-    with _progress() as progress:
-        task = progress.add_task("ingesting", total=len(dates))
-        for day in dates:
-            progress.update(task, description=f"ingesting {day}")
-            result = run_ingest(settings, day, data_docs=day == dates[-1])
-            loaded += sum(result.rows_loaded.values())
-            quarantined += sum(result.rows_quarantined.values())
-            run_ledger(settings, day)
-            progress.advance(task)
-    console.print(
-        f"\n[green]Done in {time.perf_counter() - t0:.0f} s.[/] {len(dates)} deliveries ({dates[0]} .. {dates[-1]}): "
-        f"{loaded:,} rows loaded, {quarantined:,} quarantined."
-    )
-    console.print(f"  landing zone   {landing.resolve()}")
-    console.print(
-        f"  warehouse      {settings.warehouse_path.resolve()}  (duckdb -readonly to explore)"
-    )
-    console.print(
-        f"  published      {settings.published_dir.resolve()}  (data_quality and delinquency reports: Parquet, one partition per date)"
-    )
-    console.print(
-        f"  Data Docs      {(settings.published_dir / 'data_docs' / f'dt={dates[-1]}' / 'index.html').resolve()}"
-    )
+    _run_range(ctx, dates[0], dates[-1], "missing", False, "demo")
+    from creditflow.summary import demo_summary
+
+    console.print(f"\n[green]Done in {time.perf_counter() - t0:.0f} s.[/]")
+    demo_summary(console, settings, dates[-1])
 
 
 @model_app.command("train")

@@ -62,8 +62,9 @@ class Champion:
     names: list[str]
 
     @classmethod
-    def load(cls, registry: Registry) -> Champion | None:
-        version = registry.champion()
+    def load(cls, registry: Registry, as_of: date | None = None) -> Champion | None:
+        """The champion in force for business date ``as_of`` (the current one when None)."""
+        version = registry.champion(as_of)
         if version is None:
             return None
         booster, card = registry.load(version)
@@ -201,7 +202,7 @@ def run_limits(settings: Settings, d: date, *, run_id: str | None = None) -> Lim
     """Score and decide with the champion (or the starter rule) and publish limit_updates."""
     run_id = run_id or f"limits-{d.isoformat()}"
     policy = load_policy(settings.policy_file)
-    champion = Champion.load(Registry(settings.models_dir))
+    champion = Champion.load(Registry(settings.models_dir), d)
     with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
         _, result = evaluate_limits(con, d, policy, champion, run_id)
         part = publish_limits(con, d, settings.published_dir)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import duckdb
 import polars as pl
 
 from creditflow.catalog import PublishedPartition, publish_partition
-from creditflow.models.registry import Registry
+from creditflow.models.dataset import population
+from creditflow.models.metrics import psi_against
+from creditflow.models.monitoring import RetrainPolicy, retrain_due
+from creditflow.models.recipe import predict
+from creditflow.models.registry import Gate, Registry
 from creditflow.models.training import ModelRun, train_challenger
 from creditflow.settings import Settings
-from creditflow.warehouse import open_warehouse
+from creditflow.warehouse import open_warehouse, transaction
 
 # the contract's model_runs columns, then additions
 MODEL_RUN_COLUMNS = (
@@ -35,11 +40,91 @@ def publish_model_run(run: ModelRun, settings: Settings, run_id: str) -> Publish
     )
 
 
+TRAINING_LOG_DDL = """
+create table if not exists training_log (
+    dt DATE not null,
+    model_version VARCHAR,          -- null when nothing was fitted (too little history)
+    promoted BOOLEAN not null,
+    decision_reason VARCHAR not null,
+    due_reason VARCHAR,
+    run_id VARCHAR not null
+)"""
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    due: bool
+    due_reason: str
+    champion: str | None  # in force before tonight's decision
+    tonight_psi: float | None
+    run: ModelRun | None = None
+
+
+def gate_from(settings: Settings) -> Gate:
+    return Gate(
+        min_auc=settings.gate_min_auc,
+        max_psi=settings.gate_max_psi,
+        max_auc_drop=settings.gate_max_auc_drop,
+    )
+
+
+def tonight_psi(
+    con: duckdb.DuckDBPyConnection, d: date, registry: Registry, champion: str | None
+) -> float | None:
+    """Tonight's score distribution against the champion's training scores."""
+    if champion is None:
+        return None
+    booster, card = registry.load(champion)
+    bins = card.get("score_bins")
+    frame = population(con, d)
+    if bins is None or frame.names != card["features"]["names"] or len(frame.customer_id) == 0:
+        return None
+    return psi_against(bins["edges"], bins["shares"], predict(booster, frame.x, frame.names))
+
+
+def _log(
+    con: duckdb.DuckDBPyConnection, run: ModelRun, due_reason: str | None, run_id: str
+) -> None:
+    con.execute(TRAINING_LOG_DDL)
+    with transaction(con):
+        con.execute("delete from training_log where dt = $d", {"d": run.dt})
+        con.execute(
+            "insert into training_log values ($d, $v, $p, $r, $due, $run)",
+            {"d": run.dt, "v": run.model_version, "p": run.promoted, "r": run.decision_reason, "due": due_reason, "run": run_id},
+        )  # fmt: skip
+
+
+def retrain_if_due(settings: Settings, d: date, *, run_id: str) -> RetrainOutcome:
+    """The nightly step: train a challenger when due (weekly, on drift, or without a champion)."""
+    registry = Registry(settings.models_dir)
+    champion = registry.champion(d)
+    policy = RetrainPolicy(settings.retrain_every_days, settings.retrain_psi)
+    with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
+        con.execute(TRAINING_LOG_DDL)
+        rows = con.execute(
+            "select max(dt) from training_log where dt < $d and model_version is not null", {"d": d}
+        ).fetchall()
+        psi_now = tonight_psi(con, d, registry, champion)
+        due, why = retrain_due(
+            d, champion=champion, last_trained=rows[0][0], tonight_psi=psi_now, policy=policy
+        )
+        if not due:
+            con.execute("delete from training_log where dt = $d", {"d": d})
+            return RetrainOutcome(False, why, champion, psi_now)
+        run = train_challenger(con, d, registry, gate=gate_from(settings))
+        _log(con, run, why, run_id)
+    publish_model_run(run, settings, run_id)
+    return RetrainOutcome(True, why, champion, psi_now, run)
+
+
 def retrain(
     settings: Settings, business_date: date, *, run_id: str | None = None
 ) -> tuple[ModelRun, PublishedPartition]:
     """Train a challenger on what the warehouse knows by the date, apply the gate, publish model_runs."""
     run_id = run_id or f"train-{business_date.isoformat()}"
     with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
-        run = train_challenger(con, business_date, Registry(settings.models_dir))
+        run = train_challenger(
+            con, business_date, Registry(settings.models_dir), gate=gate_from(settings)
+        )
+        _log(con, run, "by hand", run_id)
     return run, publish_model_run(run, settings, run_id)

@@ -29,6 +29,16 @@ class Settings(BaseSettings):
     max_quarantine_share: float = Field(default=0.05, ge=0.0, le=1.0)
     # The limit policy file risk managers edit; the packaged default when unset.
     policy_file: Path | None = None
+    # Retrain when due: every N days, when tonight's score PSI against the champion's training
+    # scores reaches the threshold, or whenever there is no champion.
+    retrain_every_days: int = Field(default=7, ge=1)
+    retrain_psi: float = Field(default=0.25, gt=0.0)
+    # The promotion gate (see models.registry.Gate).
+    gate_min_auc: float = Field(default=0.65, ge=0.5, le=1.0)
+    gate_max_psi: float = Field(default=0.25, gt=0.0)
+    gate_max_auc_drop: float = Field(default=0.005, ge=0.0)
+    # Render Great Expectations Data Docs in nightly runs (backfills render the last date only).
+    data_docs: bool = True
     # How long a run waits for another process to release the warehouse before giving up.
     lock_wait_seconds: float = Field(default=0.0, ge=0.0)
 

@@ -24,6 +24,7 @@ current data. ``tests/test_validation_shim.py`` fails when GX no longer needs it
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import date
 from decimal import Decimal
@@ -246,6 +247,8 @@ class ValidationSession:
     def _build_docs(self, business_date: date) -> str | None:
         if self.data_docs is None:
             return None
+        # GX announces a temporary folder at INFO here, which clutters every CLI run
+        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
         # GX requires an absolute folder; HOME defaults to the relative ./data
         site = (self.data_docs / f"dt={business_date.isoformat()}").resolve()
         self.context.add_data_docs_site(

@@ -75,14 +75,32 @@ def bad_rate_by_band(y: np.ndarray, bands: np.ndarray) -> list[dict[str, object]
     return out
 
 
-def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
-    """Population stability of a score: bins are the expected sample's deciles; empty bins smoothed."""
+def score_bins(expected: np.ndarray, bins: int = 10) -> tuple[list[float], list[float]]:
+    """Inner decile edges of a score sample and its share per bin: what PSI compares against.
+
+    Kept in the model card so tonight's population can be checked against the training one
+    without keeping the training scores themselves.
+    """
     expected = np.asarray(expected, dtype=float)
-    actual = np.asarray(actual, dtype=float)
-    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)))
-    edges[0], edges[-1] = -np.inf, np.inf
-    e = np.histogram(expected, edges)[0] / len(expected)
-    a = np.histogram(actual, edges)[0] / len(actual)
+    inner = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)))[1:-1]
+    shares = np.histogram(expected, _open(inner))[0] / len(expected)
+    return [float(e) for e in inner], [float(v) for v in shares]
+
+
+def _open(inner: np.ndarray | list[float]) -> np.ndarray:
+    """Bin edges open at both ends, so every score falls in a bin."""
+    return np.concatenate([[-np.inf], np.asarray(inner, dtype=float), [np.inf]])
+
+
+def psi_against(edges: list[float], shares: list[float], actual: np.ndarray) -> float:
+    """PSI of ``actual`` against stored bins; empty bins smoothed so the sum stays finite."""
+    e = np.asarray(shares, dtype=float)
+    a = np.histogram(np.asarray(actual, dtype=float), _open(edges))[0] / len(actual)
     e = np.where(e == 0, PSI_EPSILON, e)
     a = np.where(a == 0, PSI_EPSILON, a)
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
+    """Population stability of a score: bins are the expected sample's deciles; empty bins smoothed."""
+    return psi_against(*score_bins(expected, bins), actual)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import xgboost as xgb
@@ -87,14 +88,38 @@ class Registry:
             else {"champion": None, "history": []}
         )
 
-    def champion(self) -> str | None:
-        return self._pointer()["champion"]
+    def champion(self, as_of: date | None = None) -> str | None:
+        """The champion now, or the one in force for business date ``as_of``.
 
-    def promote(self, version: str, reason: str) -> None:
+        A nightly run (and any rerun of it) uses the champion as of its date: the latest
+        promotion decided on or before that date, or made by hand (those have no date and
+        hold from then on). So rerunning a past date picks the model it picked the first time.
+        """
+        pointer = self._pointer()
+        if as_of is None:
+            return pointer["champion"]
+        chosen = None
+        for entry in pointer["history"]:
+            decided = entry.get("as_of")
+            if decided is None or date.fromisoformat(decided) <= as_of:
+                chosen = entry["version"]
+        return chosen
+
+    def promote(self, version: str, reason: str, as_of: date | None = None) -> None:
+        """Make ``version`` champion; ``as_of`` is the business date of an automatic decision."""
         if version not in self.versions():
             raise KeyError(f"no model {version!r} in {self.root}")
         pointer = self._pointer()
-        pointer["history"].append({"version": version, "reason": reason})
+        entry = {
+            "version": version,
+            "reason": reason,
+            "as_of": as_of.isoformat() if as_of else None,
+        }
+        if as_of is not None and any(
+            e["version"] == version and e.get("as_of") == entry["as_of"] for e in pointer["history"]
+        ):
+            return  # the same decision again (a rerun of the date): recorded once
+        pointer["history"].append(entry)
         pointer["champion"] = version
         self.root.mkdir(parents=True, exist_ok=True)
         _write_atomic(self.root / CHAMPION, json.dumps(pointer, indent=2) + "\n")

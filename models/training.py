@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from creditflow.models.dataset import encode, labelled, last_matured, observation_dates, population
-from creditflow.models.metrics import deciles, discrimination, psi
+from creditflow.models.metrics import deciles, discrimination, psi, score_bins
 from creditflow.models.recipe import Recipe, fit, predict
 from creditflow.models.registry import Gate, Registry
 from creditflow.transforms.features import LABEL_DPD_THRESHOLD, LABEL_WINDOW_DAYS
@@ -96,7 +96,7 @@ def train_challenger(
     raw = booster.save_raw("ubj")
     version = f"m{as_of:%Y%m%d}-{hashlib.sha256(raw).hexdigest()[:10]}"
 
-    champion_version = registry.champion()
+    champion_version = registry.champion(as_of)
     champion_auc = None
     if champion_version is not None:
         champion, card = registry.load(champion_version)
@@ -126,6 +126,8 @@ def train_challenger(
         "metrics": metrics.as_dict(),
         "psi_train_vs_oot": stability,
         "psi_train_vs_tonight": psi(train_pd, tonight_pd),
+        # the training score distribution, for the nightly stability check
+        "score_bins": dict(zip(("edges", "shares"), score_bins(train_pd), strict=True)),
         "calibration": deciles(oot.y, oot_pd),
         "importance_gain": {
             k: float(v) for k, v in sorted(booster.get_score(importance_type="gain").items())
@@ -141,7 +143,7 @@ def train_challenger(
     }
     registry.save(version, booster, card)
     if promoted:
-        registry.promote(version, reason)
+        registry.promote(version, reason, as_of)
     return ModelRun(
         dt=as_of,
         model_version=version,

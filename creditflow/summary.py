@@ -1,0 +1,100 @@
+"""The short summary the demo (and a person after a backfill) reads: where, how good, what mix."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from rich.console import Console
+from rich.table import Table
+
+from creditflow.models.registry import Registry
+from creditflow.settings import Settings
+from creditflow.warehouse import open_warehouse
+
+
+def demo_summary(console: Console, settings: Settings, last: date) -> None:
+    published = settings.published_dir
+    tables = sorted(
+        p.name for p in published.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
+    where = Table(
+        "output", "partitions", "path", title="published (Parquet, one partition per date)"
+    )
+    for name in tables:
+        parts = len(list((published / name).glob("dt=*/*.parquet")))
+        if parts:
+            where.add_row(name, str(parts), str((published / name).resolve()))
+    console.print(where)
+
+    registry = Registry(settings.models_dir)
+    champion = registry.champion()
+    if champion is None:
+        console.print(
+            "model: no champion yet (too little matured history); limits follow the starter rule"
+        )
+    else:
+        _, card = registry.load(champion)
+        m, w = card["metrics"], card["windows"]
+        console.print(
+            f"model: champion [bold]{champion}[/], out-of-time AUC [bold]{m['auc']:.3f}[/], "
+            f"KS {m['ks']:.3f}, Gini {m['gini']:.3f} on {w['oot_start']} .. {w['oot_end']} "
+            f"({len(registry.versions())} versions trained)",
+            soft_wrap=True,
+        )
+
+    with open_warehouse(settings.warehouse_path, read_only=True) as con:
+        buckets = con.execute(
+            """select bucket, count(*), sum(outstanding_principal),
+                      sum(outstanding_principal) / sum(sum(outstanding_principal)) over ()
+               from loan_daily where dt = $d and outstanding_principal > 0
+               group by bucket order by bucket""",
+            {"d": last},
+        ).fetchall()
+        actions = con.execute(
+            """select action, count(*) filter (where dt = $d), count(*)
+               from limit_decisions group by action
+               order by list_position(['NEW','INCREASE','DECREASE','UNCHANGED','FREEZE','CLOSE'], action)""",
+            {"d": last},
+        ).fetchall()
+        by_grade = con.execute(
+            """select coalesce(risk_grade, '(starter)'), count(*), median(new_limit), avg(new_limit),
+                      max(new_limit), count(*) filter (where new_limit = 0)
+               from limit_decisions where dt = $d group by all order by 1""",
+            {"d": last},
+        ).fetchall()
+        example = con.execute(
+            """select customer_id from limit_decisions where dt = $d and action = 'DECREASE'
+               order by customer_id limit 1""",
+            {"d": last},
+        ).fetchall()
+
+    t = Table(
+        "bucket", "accounts", "balance (CNY)", "share of balance", title=f"delinquency on {last}"
+    )
+    for b, n, bal, share in buckets:
+        t.add_row(b, f"{n:,}", f"{bal:,.2f}", f"{share:.1%}")
+    console.print(t)
+    t = Table("action", f"on {last}", "all nights", title="limit actions")
+    for a, tonight, total in actions:
+        t.add_row(a, f"{tonight:,}", f"{total:,}")
+    console.print(t)
+    t = Table("grade", "customers", "median limit", "mean limit", "max limit", "limit 0", title=f"limits by risk grade on {last}")  # fmt: skip
+    for g, n, med, mean, mx, zero in by_grade:
+        t.add_row(g, f"{n:,}", f"{med:,.0f}", f"{mean:,.0f}", f"{mx:,.0f}", f"{zero:,}")
+    console.print(t)
+
+    console.print("\nOpen the results:")
+    console.print(
+        f"  duckdb -c \"select action, count(*) from read_parquet('{published.resolve()}/limit_updates/*/*.parquet', hive_partitioning=true) where dt = '{last}' group by 1\"",
+        soft_wrap=True,
+    )
+    console.print(
+        f"  python -c \"import polars as pl; print(pl.scan_parquet('{published.resolve()}/delinquency_summary/').filter(pl.col('dt') == pl.date({last.year}, {last.month}, {last.day})).collect())\"",
+        soft_wrap=True,
+    )
+    if example:
+        console.print(f"  creditflow limits explain {example[0][0]} --date {last}", soft_wrap=True)
+    console.print("  creditflow runs    creditflow model list", soft_wrap=True)
+    docs = published / "data_docs" / f"dt={last}" / "index.html"
+    if docs.exists():
+        console.print(f"  Data Docs: {docs.resolve()}", soft_wrap=True)
