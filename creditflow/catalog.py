@@ -63,6 +63,17 @@ def publish_partition(
     return PublishedPartition(table=table, business_date=business_date, path=final, rows=rows)
 
 
+def clear_staging(published: Path) -> int:
+    """Remove what a killed run left in the staging folder; call only under the run lock."""
+    staging = published / STAGING_DIR
+    removed = 0
+    if staging.is_dir():
+        for leftover in staging.iterdir():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -673,10 +673,6 @@ def model_evaluate(
     console.print(cal)
 
 
-if __name__ == "__main__":
-    app()
-
-
 @limits_app.command("run")
 def limits_run(ctx: typer.Context, business_date: BusinessDate) -> None:
     """Score every customer with the champion (or the starter rule) and publish limit_updates."""
@@ -786,3 +782,7 @@ def limits_policy(
         soft_wrap=True,
     )
     console.print_json(policy.model_dump_json())
+
+
+if __name__ == "__main__":
+    app()

@@ -107,7 +107,15 @@ def previous_success(con: duckdb.DuckDBPyConnection, run_date: date) -> str | No
 
 
 def start(con: duckdb.DuckDBPyConnection, record: RunRecord) -> None:
+    """Record the attempt. Called under the run lock, so a RUNNING attempt found here belongs
+    to a process that died (killed, out of memory, power): it is closed as FAILED."""
     ensure_runs_schema(con)
+    con.execute(
+        """update runs set status = 'FAILED', finished_at = now(),
+               error = 'interrupted: the process stopped before the run finished (found by ' || $run || ')'
+           where status = 'RUNNING'""",
+        {"run": record.run_id},
+    )
     rows = con.execute(
         "select coalesce(max(attempt), 0) + 1 from runs where run_date = $d", {"d": record.run_date}
     ).fetchall()

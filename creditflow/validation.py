@@ -193,6 +193,8 @@ class ValidationSession:
         except BaseException:
             self._teardown()
             raise
+        # an ephemeral context announces its temporary docs folder at INFO: noise in every run
+        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.datasource = self.context.data_sources.add_sql(
@@ -247,8 +249,6 @@ class ValidationSession:
     def _build_docs(self, business_date: date) -> str | None:
         if self.data_docs is None:
             return None
-        # GX announces a temporary folder at INFO here, which clutters every CLI run
-        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
         # GX requires an absolute folder; HOME defaults to the relative ./data
         site = (self.data_docs / f"dt={business_date.isoformat()}").resolve()
         self.context.add_data_docs_site(

@@ -32,6 +32,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from creditflow import runs
+from creditflow.catalog import clear_staging
 from creditflow.delinquency import run_ledger
 from creditflow.ingest import ingest, load_id_for
 from creditflow.landing import Delivery, open_delivery
@@ -227,6 +228,9 @@ def run_night(settings: Settings, d: date, *, trigger: str, data_docs: bool) -> 
     Raises NightFailed, after recording the failure, when a step fails.
     """
     logger = get_run_logger()
+    cleared = clear_staging(settings.published_dir)  # under the run lock: nobody else writes
+    if cleared:
+        logger.warning("removed %d staging files an interrupted run left behind", cleared)
     try:
         delivery = check_delivery.with_options(task_run_name=f"check delivery {d}")(settings, d)
     except Exception as exc:

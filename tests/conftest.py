@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -49,3 +50,13 @@ def datasets_dir() -> Path:
 
 def delivery_dirs(landing: Path) -> list[Path]:
     return sorted(p for p in landing.iterdir() if p.name.startswith("dt="))
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A real (temporary, local) Prefect API for the flow tests, started once per worker."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
