@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 
 from creditflow.catalog import PublishedPartition, publish_partition
-from creditflow.models.dataset import population
+from creditflow.models.dataset import like_training, population
 from creditflow.models.metrics import psi_against
 from creditflow.models.monitoring import RetrainPolicy, retrain_due
 from creditflow.models.recipe import predict
@@ -71,7 +71,7 @@ def gate_from(settings: Settings) -> Gate:
 def tonight_psi(
     con: duckdb.DuckDBPyConnection, d: date, registry: Registry, champion: str | None
 ) -> float | None:
-    """Tonight's score distribution against the champion's training scores."""
+    """Tonight's scores of customers like the training ones against the training scores."""
     if champion is None:
         return None
     booster, card = registry.load(champion)
@@ -79,7 +79,10 @@ def tonight_psi(
     frame = population(con, d)
     if bins is None or frame.names != card["features"]["names"] or len(frame.customer_id) == 0:
         return None
-    return psi_against(bins["edges"], bins["shares"], predict(booster, frame.x, frame.names))
+    mask = like_training(frame)
+    if not mask.any():
+        return None
+    return psi_against(bins["edges"], bins["shares"], predict(booster, frame.x[mask], frame.names))
 
 
 def _log(

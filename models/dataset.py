@@ -10,7 +10,13 @@ import numpy as np
 import polars as pl
 
 from creditflow.contract import GENDERS, OCCUPATIONS
-from creditflow.transforms.features import LABEL_WINDOW_DAYS, MONOTONE, features, labels
+from creditflow.transforms.features import (
+    LABEL_DPD_THRESHOLD,
+    LABEL_WINDOW_DAYS,
+    MONOTONE,
+    features,
+    labels,
+)
 
 # Not features: identifiers, the date, and status (eligibility is the limit policy's business).
 NOT_FEATURES = {"observation_date", "customer_id", "status", "label"}
@@ -60,6 +66,17 @@ def population(con: duckdb.DuckDBPyConnection, observation_date: date) -> Frame:
     frame = pl.from_arrow(features(con, observation_date).to_arrow_table())
     assert isinstance(frame, pl.DataFrame)
     return encode(frame)
+
+
+def like_training(frame: Frame, dpd_threshold: int = LABEL_DPD_THRESHOLD) -> np.ndarray:
+    """Rows of customers the model was trained on: a balance and below the label threshold.
+
+    Score stability compares like with like: tonight's customers of this kind against the
+    training observations (most customers borrow nothing and would swamp the comparison).
+    """
+    outstanding = np.nan_to_num(frame.x[:, frame.names.index("outstanding_principal")])
+    dpd = np.nan_to_num(frame.x[:, frame.names.index("dpd_now")])
+    return (outstanding > 0) & (dpd < dpd_threshold)
 
 
 def observation_dates(

@@ -10,7 +10,14 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from creditflow.models.dataset import encode, labelled, last_matured, observation_dates, population
+from creditflow.models.dataset import (
+    encode,
+    labelled,
+    last_matured,
+    like_training,
+    observation_dates,
+    population,
+)
 from creditflow.models.metrics import deciles, discrimination, psi, score_bins
 from creditflow.models.recipe import Recipe, fit, predict
 from creditflow.models.registry import Gate, Registry
@@ -90,7 +97,7 @@ def train_challenger(
     oot_pd = predict(booster, oot.x, oot.names)
     train_pd = predict(booster, train.x, train.names)
     tonight = population(con, as_of)
-    tonight_pd = predict(booster, tonight.x, tonight.names)
+    tonight_pd = predict(booster, tonight.x, tonight.names)[like_training(tonight)]
     metrics = discrimination(oot.y, oot_pd)
     stability = psi(train_pd, oot_pd)
     raw = booster.save_raw("ubj")
@@ -125,7 +132,7 @@ def train_challenger(
         "n_oot": len(oot.y),
         "metrics": metrics.as_dict(),
         "psi_train_vs_oot": stability,
-        "psi_train_vs_tonight": psi(train_pd, tonight_pd),
+        "psi_train_vs_tonight": psi(train_pd, tonight_pd) if tonight_pd.size else None,
         # the training score distribution, for the nightly stability check
         "score_bins": dict(zip(("edges", "shares"), score_bins(train_pd), strict=True)),
         "calibration": deciles(oot.y, oot_pd),
