@@ -18,7 +18,7 @@ from creditflow.models.dataset import (
     observation_dates,
     population,
 )
-from creditflow.models.metrics import deciles, discrimination, psi, score_bins
+from creditflow.models.metrics import deciles, discrimination, psi, roc_points, score_bins
 from creditflow.models.recipe import Recipe, fit, predict
 from creditflow.models.registry import Gate, Registry
 from creditflow.transforms.features import LABEL_DPD_THRESHOLD, LABEL_WINDOW_DAYS
@@ -136,6 +136,7 @@ def train_challenger(
         # the training score distribution, for the nightly stability check
         "score_bins": dict(zip(("edges", "shares"), score_bins(train_pd), strict=True)),
         "calibration": deciles(oot.y, oot_pd),
+        "roc": roc_points(oot.y, oot_pd),  # out of time: fpr and tpr, for the run report
         "importance_gain": {
             k: float(v) for k, v in sorted(booster.get_score(importance_type="gain").items())
         },

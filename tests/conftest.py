@@ -13,6 +13,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
+from creditflow.settings import Settings
 from creditflow.upstream.generate import GenerationResult, generate
 from creditflow.upstream.simulation import GeneratorConfig
 
@@ -60,3 +61,25 @@ def prefect_harness() -> Iterator[None]:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+# A published area from real nightly runs, for the reader, catalog and report tests.
+PUBLISHED_BOOK = GeneratorConfig(customers=400, days=14, start=date(2026, 3, 1), seed=12)
+
+
+@pytest.fixture(scope="session")
+def published_book(
+    prefect_harness: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Fourteen nights of a 400-customer book, backfilled through the whole pipeline."""
+    from datetime import timedelta
+
+    from creditflow.flows.nightly import backfill
+    from creditflow.settings import load_settings
+
+    root = tmp_path_factory.mktemp("published_book")
+    landing = generate(PUBLISHED_BOOK, root / "landing").landing
+    settings = load_settings(home=root / "home", landing=landing, data_docs=False)
+    last = PUBLISHED_BOOK.start + timedelta(days=PUBLISHED_BOOK.days - 1)
+    backfill(start=PUBLISHED_BOOK.start, end=last, overrides=settings.model_dump(mode="json"))
+    yield settings
