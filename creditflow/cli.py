@@ -742,15 +742,16 @@ def limits_explain(
         inputs.add_row(key, "" if value is None else str(value))
     console.print(inputs)
     rules = Table("#", "rule", "limit after", "", title="rules in order")
-    for i, (rule, value, changed) in enumerate(found.steps, start=1):
-        mark = (
-            "[bold]binds[/]"
-            if rule == found.policy_rule
-            else ("changed" if changed and i > 1 else "")
-        )
-        rules.add_row(str(i), rule, str(value), mark)
+    # the checks that end an evaluation come first: eligibility, then the two freezes
     if found.terminal:
-        rules.add_row("", found.terminal, "0", "[bold]binds: ends the evaluation[/]")
+        rules.add_row("1", found.terminal, "0.00", "[bold]binds: ends the evaluation[/]")
+    else:
+        for i, gate in enumerate(("eligibility", "delinquency.freeze", "model.freeze"), start=1):
+            rules.add_row(str(i), gate, "", "passed")
+        for i, (rule, value, changed) in enumerate(found.steps, start=4):
+            binds = rule == found.policy_rule
+            mark = "[bold]binds[/]" if binds else ("changed" if changed and i > 4 else "")
+            rules.add_row(str(i), rule, str(value), mark)
     console.print(rules)
     console.print(
         f"new limit [bold]{found.new_limit}[/], action [bold]{found.action}[/], "
