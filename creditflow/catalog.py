@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -41,6 +44,34 @@ def published_dates(published: Path, table: str) -> list[date]:
     return sorted(out)
 
 
+# While a night runs, partitions are staged and swapped in together at its end, so a night
+# that fails halfway publishes nothing new (each swap stays atomic per partition).
+_batch: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("publication_batch", default=None)
+
+
+@contextmanager
+def publication_batch() -> Iterator[list[tuple[Path, Path]]]:
+    """Stage every partition published inside; swap them all in on success, drop them on error."""
+    staged: list[tuple[Path, Path]] = []
+    token = _batch.set(staged)
+    try:
+        yield staged
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _batch.reset(token)
+    for tmp, final in staged:
+        _swap(tmp, final)
+
+
+def _swap(tmp: Path, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp.replace(final)
+    fsync_path(final.parent)
+
+
 def publish_partition(
     relation: duckdb.DuckDBPyRelation, published: Path, table: str, business_date: date
 ) -> PublishedPartition:
@@ -50,16 +81,19 @@ def publish_partition(
     staging = published / STAGING_DIR
     staging.mkdir(parents=True, exist_ok=True)
     tmp = staging / f"{table}-{business_date.isoformat()}-{uuid.uuid4().hex}.parquet"
+    final = partition_dir(published, table, business_date) / PART_FILE
+    batch = _batch.get()
     try:
         relation.to_parquet(str(tmp), compression="zstd")
-        _fsync(tmp)
-        final = partition_dir(published, table, business_date) / PART_FILE
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp.replace(final)
-        _fsync(final.parent)
-    finally:
+        fsync_path(tmp)
+        rows = pq.read_metadata(tmp).num_rows
+        if batch is not None:
+            batch.append((tmp, final))  # swapped in when the night ends well
+        else:
+            _swap(tmp, final)
+    except BaseException:
         tmp.unlink(missing_ok=True)
-    rows = pq.read_metadata(final).num_rows
+        raise
     return PublishedPartition(table=table, business_date=business_date, path=final, rows=rows)
 
 
@@ -74,7 +108,8 @@ def clear_staging(published: Path) -> int:
     return removed
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to disk before relying on it."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

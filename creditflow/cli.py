@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from datetime import date, datetime
+from contextlib import AbstractContextManager
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -204,6 +205,20 @@ def _generate_with_progress(
         )
 
 
+def _locked(ctx: typer.Context, holder: str) -> AbstractContextManager[None]:
+    """A step run by hand holds the run lock like a whole run: never two writers at once."""
+    from creditflow.runs import run_lock
+
+    return run_lock(_settings(ctx), holder)
+
+
+def _has_table(con: object, name: str) -> bool:
+    import duckdb
+
+    assert isinstance(con, duckdb.DuckDBPyConnection)
+    return bool(con.sql(f"select 1 from duckdb_tables() where table_name = '{name}'").fetchall())
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     # never wrapped: error messages carry file paths that people copy
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
@@ -225,7 +240,7 @@ def ingest(
 
     day = _parse_date(business_date)
     try:
-        with console.status(f"ingesting {day}"):
+        with console.status(f"ingesting {day}"), _locked(ctx, f"ingest {day}"):
             result = run_ingest(_settings(ctx), day, force=force)
     except (DeliveryError, WarehouseBusy) as exc:
         raise _fail(str(exc)) from exc
@@ -261,7 +276,8 @@ def ledger(
 
     day = _parse_date(business_date)
     try:
-        result = run_ledger(_settings(ctx), day)
+        with _locked(ctx, f"ledger {day}"):
+            result = run_ledger(_settings(ctx), day)
     except WarehouseBusy as exc:
         raise _fail(str(exc)) from exc
     led = result.ledger
@@ -455,15 +471,15 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List the latest runs: date, run id, status, model, code version, duration."""
-    from creditflow.runs import ensure_runs_schema
     from creditflow.warehouse import WarehouseBusy, open_warehouse
 
     settings = _settings(ctx)
     if not settings.warehouse_path.exists():
         raise _fail(f"no warehouse at {settings.warehouse_path}; nothing has run yet")
     try:
-        with open_warehouse(settings.warehouse_path) as con:
-            ensure_runs_schema(con)
+        with open_warehouse(settings.warehouse_path, read_only=True, wait_seconds=30) as con:
+            if not _has_table(con, "runs"):
+                raise _fail("no runs yet: run creditflow run or backfill first")
             rel = con.sql(
                 """select run_date, attempt, run_id, trigger, status, model_version, code_version,
                           epoch(finished_at - started_at) as seconds, error
@@ -488,6 +504,17 @@ def list_runs(
             f"{r['seconds']:.1f}" if r["seconds"] is not None else "", (r["error"] or "")[:80],
         )  # fmt: skip
     console.print(table)
+
+
+@app.command()
+def report(ctx: typer.Context, business_date: BusinessDate) -> None:
+    """Write the run report for a date: one self-contained HTML page under published/_reports."""
+    from creditflow.report import write_report
+
+    day = _parse_date(business_date)
+    with console.status(f"drawing the report for {day}"):
+        path = write_report(_settings(ctx), day)
+    console.print(f"report: {path.resolve()}", soft_wrap=True)
 
 
 @app.command()
@@ -557,7 +584,10 @@ def model_train(ctx: typer.Context, business_date: BusinessDate) -> None:
 
     day = _parse_date(business_date)
     try:
-        with console.status(f"training on history up to {day}"):
+        with (
+            console.status(f"training on history up to {day}"),
+            _locked(ctx, f"model train {day}"),
+        ):
             run, _ = retrain(_settings(ctx), day)
     except WarehouseBusy as exc:
         raise _fail(str(exc)) from exc
@@ -602,30 +632,62 @@ def model_list(ctx: typer.Context) -> None:
         console.print("No champion yet: limits follow the policy's starter rule.")
 
 
+EffectiveDate = Annotated[
+    datetime | None,
+    typer.Option(
+        "--from-date",
+        formats=["%Y-%m-%d"],
+        help="First business date it applies to (default: the day after the latest run).",
+    ),
+]
+
+
+def _effective(settings: Settings, given: datetime | None) -> date | None:
+    """By hand, a change applies from the next night on, never to dates already run: reruns
+    of those keep the model they had."""
+    if given is not None:
+        return _parse_date(given)
+    if not settings.warehouse_path.exists():
+        return None
+    from creditflow.warehouse import open_warehouse
+
+    with open_warehouse(settings.warehouse_path, read_only=True) as con:
+        if not con.sql("select 1 from duckdb_tables() where table_name = 'runs'").fetchall():
+            return None
+        latest = con.sql("select max(run_date) from runs where status = 'SUCCESS'").fetchall()
+    return latest[0][0] + timedelta(days=1) if latest[0][0] else None
+
+
 @model_app.command("promote")
 def model_promote(
-    ctx: typer.Context, version: Annotated[str, typer.Argument(help="A version from `model list`.")]
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="A version from `model list`.")],
+    from_date: EffectiveDate = None,
 ) -> None:
-    """Make a version champion by hand (recorded in the promotion history)."""
+    """Make a version champion by hand, from a business date on (recorded in the history)."""
     from creditflow.models.registry import Registry
 
+    settings = _settings(ctx)
+    effective = _effective(settings, from_date)
     try:
-        Registry(_settings(ctx).models_dir).promote(version, "promoted by hand")
+        Registry(settings.models_dir).promote(version, "promoted by hand", effective)
     except KeyError as exc:
         raise _fail(str(exc)) from exc
-    console.print(f"{version} is champion.")
+    console.print(f"{version} is champion" + (f" from {effective} on." if effective else "."))
 
 
 @model_app.command("rollback")
-def model_rollback(ctx: typer.Context) -> None:
-    """Return to the previous champion."""
+def model_rollback(ctx: typer.Context, from_date: EffectiveDate = None) -> None:
+    """Return to the champion before the current one, from a business date on."""
     from creditflow.models.registry import Registry
 
+    settings = _settings(ctx)
+    effective = _effective(settings, from_date)
     try:
-        version = Registry(_settings(ctx).models_dir).rollback()
+        version = Registry(settings.models_dir).rollback(effective)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
-    console.print(f"{version} is champion again.")
+    console.print(f"{version} is champion again" + (f" from {effective} on." if effective else "."))
 
 
 @model_app.command("evaluate")
@@ -682,7 +744,8 @@ def limits_run(ctx: typer.Context, business_date: BusinessDate) -> None:
 
     day = _parse_date(business_date)
     try:
-        result = run_limits(_settings(ctx), day)
+        with _locked(ctx, f"limits run {day}"):
+            result = run_limits(_settings(ctx), day)
     except (WarehouseBusy, PolicyError) as exc:
         raise _fail(str(exc)) from exc
     console.print(
@@ -710,7 +773,7 @@ def limits_explain(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Show how a customer's limit was reached: inputs, each rule in order, the binding one."""
-    from creditflow.limits import ensure_limits_schema, explain
+    from creditflow.limits import explain
     from creditflow.warehouse import WarehouseBusy, open_warehouse
 
     settings = _settings(ctx)
@@ -718,8 +781,9 @@ def limits_explain(
     if not settings.warehouse_path.exists():
         raise _fail(f"no warehouse at {settings.warehouse_path}; run creditflow run first")
     try:
-        with open_warehouse(settings.warehouse_path) as con:
-            ensure_limits_schema(con)
+        with open_warehouse(settings.warehouse_path, read_only=True, wait_seconds=30) as con:
+            if not _has_table(con, "limit_decisions"):
+                raise _fail("no limits decided yet: run creditflow run or backfill first")
             found = explain(con, customer_id, day)
     except WarehouseBusy as exc:
         raise _fail(str(exc)) from exc

@@ -21,7 +21,7 @@ import xgboost as xgb
 from creditflow.catalog import PublishedPartition, publish_partition
 from creditflow.models.dataset import population
 from creditflow.models.registry import Registry
-from creditflow.models.scoring import points, reason_codes
+from creditflow.models.scoring import points, reason_codes, reference_contributions
 from creditflow.policy import LimitPolicy, load_policy
 from creditflow.settings import Settings
 from creditflow.transforms.ledger import ensure_ledger_schema, sql
@@ -104,6 +104,75 @@ def _scores(
     return pl.DataFrame({"customer_id": ids, "pd": pd_.astype(float)}), frame.x, ids
 
 
+# Adverse actions the model drove: their reasons are the features that pushed the risk up.
+MODEL_RULES = ("band", "expected_loss", "model.freeze", "change.outstanding_floor")
+# Adverse actions a rule drove: their reason is the rule, in plain words.
+RULE_REASONS = {
+    "eligibility.status_closed": "account closed",
+    "eligibility.over_max_age": "above the maximum age",
+    "eligibility.status_blocked": "account not active",
+    "eligibility.under_min_age": "below the minimum age",
+    "eligibility.occupation": "occupation not eligible",
+    "eligibility.kyc": "identity verification level too low",
+    "delinquency.freeze": "30 or more days past due",
+    "cap.income": "limit capped at a multiple of declared income",
+    "cap.product": "limit capped at the product maximum",
+    "starter": "starter limit from application data (no model yet)",
+}
+
+
+def _with_reasons(
+    decided: pl.DataFrame, champion: Champion | None, x: np.ndarray | None, ids: np.ndarray | None
+) -> tuple[pl.DataFrame, int]:
+    """reason_codes for every DECREASE and FREEZE: the model's features where the model drove
+    it, the rule's plain reason otherwise; empty for the other actions. Exact contributions
+    cost about a millisecond a row, so only the model-driven adverse rows pay for them."""
+    adverse = pl.col("action").is_in(ADVERSE)
+    model_driven = adverse & pl.col("pd").is_not_null() & pl.col("policy_rule").is_in(MODEL_RULES)
+    wanted = decided.filter(model_driven).select("customer_id")
+    parts = [
+        decided.filter(adverse & ~model_driven).select(
+            "customer_id",
+            pl.concat_list(
+                pl.col("policy_rule")
+                .replace_strict(RULE_REASONS, default=None, return_dtype=pl.String)
+                .fill_null(pl.col("policy_rule"))
+            ).alias("reason_codes"),
+        )
+    ]
+    if champion is not None and x is not None and ids is not None and wanted.height:
+        index = pl.DataFrame({"customer_id": ids, "row": np.arange(len(ids))})
+        rows = wanted.join(index, on="customer_id", how="left", maintain_order="left")["row"]
+        if rows.null_count():
+            raise AssertionError("a scored customer is missing from the feature matrix")
+        # relative to the safest tenth of tonight's customers, so that every customer riskier
+        # than them has at least one reason (contributions against the bias may all be negative)
+        reference = reference_contributions(
+            champion.booster, x, champion.names, decided_pd(decided, ids)
+        )
+        codes = reason_codes(
+            champion.booster, x[rows.to_numpy()], champion.names, reference=reference
+        )
+        parts.append(wanted.with_columns(pl.Series("reason_codes", codes, pl.List(pl.String))))
+    reasons = pl.concat(parts, how="vertical") if parts else None
+    out = (
+        decided.join(reasons, on="customer_id", how="left", maintain_order="left")
+        if reasons is not None
+        else decided
+    )
+    return out.with_columns(
+        pl.col("reason_codes").fill_null(pl.lit([], pl.List(pl.String)))
+    ), wanted.height
+
+
+def decided_pd(decided: pl.DataFrame, ids: np.ndarray) -> np.ndarray:
+    """pd in the order of the feature matrix's rows."""
+    order = pl.DataFrame({"customer_id": ids}).join(
+        decided.select("customer_id", "pd"), on="customer_id", how="left", maintain_order="left"
+    )
+    return order["pd"].to_numpy()
+
+
 def evaluate_limits(
     con: duckdb.DuckDBPyConnection,
     d: date,
@@ -119,37 +188,16 @@ def evaluate_limits(
     inputs = inputs.join(scores, on="customer_id", how="left")
     decided = decide(inputs, d, policy)
 
-    # Reason codes where the model's view needs explaining: every adverse action of a scored
-    # customer. Exact contributions cost ~1 ms a row, so only these rows pay for them.
-    reasons = pl.Series("reason_codes", [[] for _ in range(decided.height)], pl.List(pl.String))
-    adverse = decided["action"].is_in(ADVERSE) & decided["pd"].is_not_null()
-    computed = int(adverse.sum())
-    if champion is not None and x is not None and ids is not None and computed:
-        wanted = decided.filter(adverse)["customer_id"].to_numpy()
-        rows = np.searchsorted(ids, wanted)  # population is ordered by customer_id
-        codes = reason_codes(champion.booster, x[rows], champion.names)
-        positions = np.flatnonzero(adverse.to_numpy())
-        values = reasons.to_list()
-        for pos, code in zip(positions, codes, strict=True):
-            values[pos] = code
-        reasons = pl.Series("reason_codes", values, pl.List(pl.String))
-
+    decided, computed = _with_reasons(decided, champion, x, ids)
     pd_ = decided["pd"].to_numpy()
     score = np.where(np.isnan(pd_), np.nan, points(np.nan_to_num(pd_, nan=0.5)))
     decided = decided.with_columns(
-        reasons,
         pl.Series("score", score).fill_nan(None).cast(pl.Int32),
         pl.lit(d).alias("dt"),
         pl.lit(champion.version if champion else None, pl.String).alias("model_version"),
         pl.lit(d + timedelta(days=1)).alias("effective_from"),
         pl.lit(policy.full_version).alias("policy_version"),
         pl.lit(run_id).alias("run_id"),
-        (pl.col("income_cents").cast(pl.Decimal(18, 0)) / 100)
-        .cast(pl.Decimal(18, 2))
-        .alias("declared_monthly_income"),
-        (pl.col("outstanding_cents").cast(pl.Decimal(18, 0)) / 100)
-        .cast(pl.Decimal(18, 2))
-        .alias("outstanding_balance"),
     )
     columns = [c for c in _table_columns(con) if c in decided.columns]
     missing = set(_table_columns(con)) - set(columns)

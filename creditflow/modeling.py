@@ -33,11 +33,11 @@ def publish_model_run(run: ModelRun, settings: Settings, run_id: str) -> Publish
         "brier": pl.Float64, "psi": pl.Float64, "psi_tonight": pl.Float64, "champion_version": pl.String,
         "champion_auc": pl.Float64,
     })  # fmt: skip
-    con = duckdb.connect()
-    con.register("model_run", frame.to_arrow())
-    return publish_partition(
-        con.sql("select * from model_run"), settings.published_dir, "model_runs", run.dt
-    )
+    with duckdb.connect() as con:
+        con.register("model_run", frame.to_arrow())
+        return publish_partition(
+            con.sql("select * from model_run"), settings.published_dir, "model_runs", run.dt
+        )
 
 
 TRAINING_LOG_DDL = """
@@ -100,7 +100,7 @@ def _log(
 def retrain_if_due(settings: Settings, d: date, *, run_id: str) -> RetrainOutcome:
     """The nightly step: train a challenger when due (weekly, on drift, or without a champion)."""
     registry = Registry(settings.models_dir)
-    champion = registry.champion(d)
+    champion = registry.champion_before(d)  # tonight's own decision is not yet taken
     policy = RetrainPolicy(settings.retrain_every_days, settings.retrain_psi)
     with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
         con.execute(TRAINING_LOG_DDL)

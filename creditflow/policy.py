@@ -40,14 +40,22 @@ class Eligibility(_Strict):
         unknown = set(self.excluded_occupations) - set(OCCUPATIONS)
         if unknown:
             raise ValueError(f"excluded_occupations has unknown values {sorted(unknown)}")
+        # the contract's eligibility rules are a floor no policy may lower
+        if self.min_age < 18 or self.max_age > 65:
+            raise ValueError(f"ages must stay within 18..65 (the contract); got {self.min_age}..{self.max_age}")  # fmt: skip
         if self.min_age > self.max_age:
             raise ValueError("min_age is above max_age")
+        if "STUDENT" not in self.excluded_occupations:
+            raise ValueError("excluded_occupations must keep STUDENT (the contract)")
+        if self.min_kyc_level < 2:
+            raise ValueError("min_kyc_level must be at least 2: kyc_level 1 is never eligible (the contract)")  # fmt: skip
         return self
 
 
 class Delinquency(_Strict):
-    freeze_dpd: int = Field(30, ge=1)
-    no_increase_dpd: int = Field(1, ge=1)
+    # the contract: dpd >= 30 freezes and any dpd > 0 blocks increases; a policy may be stricter
+    freeze_dpd: int = Field(30, ge=1, le=30)
+    no_increase_dpd: int = Field(1, ge=1, le=1)
 
 
 class ModelRules(_Strict):
@@ -67,7 +75,12 @@ class Bands(_Strict):
 
     def grade(self, name: str) -> Band:
         extra = self.model_extra or {}
-        return Band.model_validate(extra[name])
+        try:
+            return Band.model_validate(extra[name])
+        except ValidationError as exc:
+            raise ValueError(
+                f"bands.{name}: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}"
+            ) from exc
 
     @model_validator(mode="after")
     def _check(self) -> Bands:
@@ -106,6 +119,8 @@ class Starter(_Strict):
     def _check(self) -> Starter:
         if set(self.city_tier_factor) != {1, 2, 3, 4, 5}:
             raise ValueError("starter.city_tier_factor needs tiers 1 to 5")
+        if any(v < 0 for v in self.city_tier_factor.values()):
+            raise ValueError("starter.city_tier_factor factors must be >= 0")
         if any(v < 0 for v in self.amount_by_kyc.values()):
             raise ValueError("starter.amount_by_kyc amounts must be >= 0")
         return self
@@ -115,7 +130,7 @@ class LimitPolicy(_Strict):
     version: str
     product_cap: int = Field(200_000, ge=0, le=200_000)  # the regulatory ceiling holds always
     income_multiple: float = Field(4.0, ge=0.0, le=4.0)
-    rounding: int = Field(100, ge=1)
+    rounding: int = Field(100, ge=100, multiple_of=100)  # limits are multiples of 100 CNY
     eligibility: Eligibility = Eligibility()
     delinquency: Delinquency = Delinquency()
     model: ModelRules = ModelRules()

@@ -96,26 +96,44 @@ def ensure_runs_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RUNS_DDL)
 
 
-def previous_success(con: duckdb.DuckDBPyConnection, run_date: date) -> str | None:
-    """The run id of the latest successful run of the latest date before ``run_date``."""
+class PreviousDateFailed(RuntimeError):
+    """The date before failed on its last attempt: its state is not one to build on."""
+
+
+def previous_run(con: duckdb.DuckDBPyConnection, run_date: date) -> str | None:
+    """The run id of the last attempt of the latest date run before ``run_date`` (the state
+    this night builds on); raises when that attempt failed."""
     rows = con.execute(
-        """select run_id from runs where status = 'SUCCESS' and run_date < $d
+        """select run_date, run_id, status from runs where run_date < $d
            order by run_date desc, attempt desc limit 1""",
         {"d": run_date},
     ).fetchall()
-    return rows[0][0] if rows else None
+    if not rows:
+        return None
+    previous_date, run_id, status = rows[0]
+    if status != "SUCCESS":
+        raise PreviousDateFailed(
+            f"the last run of {previous_date} ({run_id}) ended {status}: rerun {previous_date} "
+            f"first (creditflow run --date {previous_date}), since {run_date} builds on it"
+        )
+    return run_id
+
+
+def close_interrupted(con: duckdb.DuckDBPyConnection, by: str) -> None:
+    """Called under the run lock, so a RUNNING attempt belongs to a process that died (killed,
+    out of memory, power): it is closed as FAILED."""
+    con.execute(
+        """update runs set status = 'FAILED', finished_at = now(),
+               error = 'interrupted: the process stopped before the run finished (found by ' || $by || ')'
+           where status = 'RUNNING'""",
+        {"by": by},
+    )
 
 
 def start(con: duckdb.DuckDBPyConnection, record: RunRecord) -> None:
-    """Record the attempt. Called under the run lock, so a RUNNING attempt found here belongs
-    to a process that died (killed, out of memory, power): it is closed as FAILED."""
+    """Record the attempt (under the run lock)."""
     ensure_runs_schema(con)
-    con.execute(
-        """update runs set status = 'FAILED', finished_at = now(),
-               error = 'interrupted: the process stopped before the run finished (found by ' || $run || ')'
-           where status = 'RUNNING'""",
-        {"run": record.run_id},
-    )
+    close_interrupted(con, record.run_id)
     rows = con.execute(
         "select coalesce(max(attempt), 0) + 1 from runs where run_date = $d", {"d": record.run_date}
     ).fetchall()

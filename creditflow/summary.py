@@ -95,6 +95,9 @@ def demo_summary(console: Console, settings: Settings, last: date) -> None:
     if example:
         console.print(f"  creditflow limits explain {example[0][0]} --date {last}", soft_wrap=True)
     console.print("  creditflow runs    creditflow model list", soft_wrap=True)
+    report = published / "_reports" / f"report-{last}.html"
+    if report.exists():
+        console.print(f"  Run report (charts, opens offline): {report.resolve()}", soft_wrap=True)
     docs = published / "data_docs" / f"dt={last}" / "index.html"
     if docs.exists():
         console.print(f"  Data Docs: {docs.resolve()}", soft_wrap=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -19,10 +20,16 @@ def _git(*args: str) -> str:
 
 @cache
 def code_version() -> str:
-    """``0.1.0+g<sha>`` (``.dirty`` with uncommitted changes), or the bare version outside git."""
+    """``0.1.0+g<sha>`` (``.dirty<hash of the diff>`` with uncommitted changes), or the bare
+    version outside git."""
     try:
         sha = _git("rev-parse", "--short=12", "HEAD")
         dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return __version__
-    return f"{__version__}+g{sha}{'.dirty' if dirty else ''}"
+    if not dirty:
+        return f"{__version__}+g{sha}"
+    # uncommitted edits: name them by content, so two different edits never share a version
+    # (run ids hash the code version; same version must mean same code)
+    diff = hashlib.sha256(_git("diff", "HEAD", "--no-color").encode()).hexdigest()[:8]
+    return f"{__version__}+g{sha}.dirty{diff}"

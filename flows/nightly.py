@@ -32,14 +32,16 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from creditflow import runs
-from creditflow.catalog import clear_staging
+from creditflow.bi_catalog import write_catalog
+from creditflow.catalog import clear_staging, publication_batch
 from creditflow.delinquency import run_ledger
 from creditflow.ingest import ingest, load_id_for
 from creditflow.landing import Delivery, open_delivery
 from creditflow.limits import Champion, evaluate_limits, publish_limits
 from creditflow.modeling import RetrainOutcome, retrain_if_due
 from creditflow.models.registry import Registry
-from creditflow.policy import load_policy
+from creditflow.policy import LimitPolicy, load_policy
+from creditflow.report import write_report
 from creditflow.settings import BUSINESS_TZ, Settings, load_settings
 from creditflow.transforms.rules import RULES_VERSION
 from creditflow.versioning import code_version
@@ -101,8 +103,7 @@ def retrain_task(settings: Settings, d: date, run_id: str) -> RetrainOutcome:
 
 
 @task(name="score and limits", **IO_RETRIES)
-def limits_task(settings: Settings, d: date, run_id: str) -> dict[str, Any]:
-    policy = load_policy(settings.policy_file)
+def limits_task(settings: Settings, d: date, run_id: str, policy: LimitPolicy) -> dict[str, Any]:
     champion = Champion.load(Registry(settings.models_dir), d)
     with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
         _, result = evaluate_limits(con, d, policy, champion, run_id)
@@ -116,6 +117,11 @@ def limits_task(settings: Settings, d: date, run_id: str) -> dict[str, Any]:
     }
 
 
+@task(name="run report", **IO_RETRIES)
+def report_task(settings: Settings, d: date) -> str:
+    return str(write_report(settings, d))
+
+
 @dataclass
 class NightResult:
     run_id: str
@@ -126,23 +132,27 @@ class NightResult:
     durations: dict[str, float] = field(default_factory=dict)
     later_dates_changed: list[date] = field(default_factory=list)
     error: str | None = None
+    report: str | None = None
 
 
 class NightFailed(RuntimeError):
     """A night stopped; the message names the date and the failing step's error."""
 
 
-def _begin(settings: Settings, d: date, delivery: Delivery, trigger: str) -> runs.RunRecord:
-    policy = load_policy(settings.policy_file)
+def _begin(
+    settings: Settings, d: date, delivery: Delivery, trigger: str, policy: LimitPolicy
+) -> runs.RunRecord:
     registry = Registry(settings.models_dir)
     with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
         runs.ensure_runs_schema(con)
-        previous = runs.previous_success(con, d)
+        runs.close_interrupted(con, f"the run for {d}")
+        previous = runs.previous_run(con, d)  # raises when the date before failed last time
         versions: dict[str, str | None] = {
             "code": code_version(),
             "rules": RULES_VERSION,
             "policy": policy.full_version,
-            "champion": registry.champion(d),
+            # the champion the night starts from; its own promotion follows from the rest
+            "champion": registry.champion_before(d),
             "settings": settings.model_dump_json(
                 include={
                     "max_quarantine_share",
@@ -218,38 +228,53 @@ def nightly(
     docs = settings.data_docs if data_docs is None else data_docs
     with runs.run_lock(settings, f"nightly {run_date}"):
         night = run_night(settings, run_date, trigger=trigger, data_docs=docs)
-    _artifacts(settings, night)
+        _artifacts(settings, night)
     return _as_dict(night)
 
 
-def run_night(settings: Settings, d: date, *, trigger: str, data_docs: bool) -> NightResult:
+# Inside a run the run lock keeps other creditflow runs out; what can still hold the DuckDB
+# file for a moment is a reader (a person with the DuckDB CLI, `creditflow runs`). Steps wait
+# for them rather than fail the night.
+STEP_WAIT_SECONDS = 120.0
+
+
+def run_night(
+    settings: Settings, d: date, *, trigger: str, data_docs: bool, report: bool = True
+) -> NightResult:
     """The night's steps as tasks of the calling flow (nightly, or backfill for each date).
 
-    Raises NightFailed, after recording the failure, when a step fails.
+    Every partition the night writes is staged and swapped in only when all steps succeeded,
+    so a failed night publishes nothing new. Raises NightFailed after recording the failure.
     """
     logger = get_run_logger()
+    settings = settings.model_copy(
+        update={"lock_wait_seconds": max(settings.lock_wait_seconds, STEP_WAIT_SECONDS)}
+    )
     cleared = clear_staging(settings.published_dir)  # under the run lock: nobody else writes
     if cleared:
         logger.warning("removed %d staging files an interrupted run left behind", cleared)
     try:
         delivery = check_delivery.with_options(task_run_name=f"check delivery {d}")(settings, d)
+        policy = load_policy(settings.policy_file)  # once: the record and the rows agree
+        record = _begin(settings, d, delivery, trigger, policy)
     except Exception as exc:
         _failed_record(settings, d, trigger, str(exc))
-        raise NightFailed(f"{d}: delivery check failed: {exc}") from exc
-    record = _begin(settings, d, delivery, trigger)
+        raise NightFailed(f"{d}: cannot start: {exc}") from exc
     logger.info("run %s for %s (previous %s)", record.run_id, d, record.previous_run_id)
     night = NightResult(run_id=record.run_id, run_date=d, status="RUNNING")
     step = "ingest"
     try:
-        for step, call in (
-            ("ingest", lambda: ingest_task.with_options(task_run_name=f"ingest {d}")(settings, d, record.run_id, data_docs)),
-            ("ledger", lambda: ledger_task.with_options(task_run_name=f"ledger {d}")(settings, d, record.run_id)),
-            ("retrain", lambda: retrain_task.with_options(task_run_name=f"retrain when due {d}")(settings, d, record.run_id)),
-            ("limits", lambda: limits_task.with_options(task_run_name=f"score and limits {d}")(settings, d, record.run_id)),
-        ):  # fmt: skip
-            t0 = time.perf_counter()
-            night.steps[step] = call()
-            night.durations[step] = time.perf_counter() - t0
+        with publication_batch():
+            for step, call in (
+                ("ingest", lambda: ingest_task.with_options(task_run_name=f"ingest {d}")(settings, d, record.run_id, data_docs)),
+                ("ledger", lambda: ledger_task.with_options(task_run_name=f"ledger {d}")(settings, d, record.run_id)),
+                ("retrain", lambda: retrain_task.with_options(task_run_name=f"retrain when due {d}")(settings, d, record.run_id)),
+                ("limits", lambda: limits_task.with_options(task_run_name=f"score and limits {d}")(settings, d, record.run_id, policy)),
+            ):  # fmt: skip
+                t0 = time.perf_counter()
+                night.steps[step] = call()
+                night.durations[step] = time.perf_counter() - t0
+            step = "publish"
     except Exception as exc:
         record.status, record.error = "FAILED", f"{step}: {exc}"
         record.durations = night.durations
@@ -260,6 +285,14 @@ def run_night(settings: Settings, d: date, *, trigger: str, data_docs: bool) -> 
     record.row_counts = _row_counts(night.steps)
     record.durations = night.durations
     night.later_dates_changed = _end(settings, record)
+    # BI tools attach this read-only; rebuilt each night so a table's first partition shows up
+    write_catalog(settings.published_dir)
+    if report:
+        # the night is published and recorded; a report that cannot be drawn is logged, not fatal
+        try:
+            night.report = report_task.with_options(task_run_name=f"run report {d}")(settings, d)
+        except Exception as exc:
+            logger.warning("the run report for %s could not be written: %s", d, exc)
     return night
 
 
@@ -386,7 +419,9 @@ def plan(settings: Settings, start: date, end: date, reprocess: Reprocess) -> li
         raise ValueError(f"--end {end} is before --start {start}")
     status: dict[date, tuple[str, str]] = {}
     if settings.warehouse_path.exists():
-        with open_warehouse(settings.warehouse_path, read_only=True) as con:
+        with open_warehouse(
+            settings.warehouse_path, read_only=True, wait_seconds=STEP_WAIT_SECONDS
+        ) as con:
             if con.execute(
                 "select count(*) from duckdb_tables() where table_name = 'runs'"
             ).fetchall()[0][0]:
@@ -423,14 +458,15 @@ def backfill(
         for i, d in enumerate(dates, start=1):
             if on_date:
                 on_date(d, None)
+            last = d == dates[-1]  # Data Docs and the report: for the date a person looks at
             night = run_night(
-                settings, d, trigger=trigger, data_docs=settings.data_docs and d == dates[-1]
+                settings, d, trigger=trigger, data_docs=settings.data_docs and last, report=last
             )
             results.append(_as_dict(night))
             if on_date:
                 on_date(d, results[-1])
             if progress is not None:
                 update_progress_artifact(progress, progress=100.0 * i / len(dates))
-    if results:
-        _artifacts(settings, night)  # the last night's summary, data quality, actions, buckets
+        if results:
+            _artifacts(settings, night)  # the last night's summary, data quality, actions, buckets
     return results

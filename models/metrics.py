@@ -48,7 +48,8 @@ def discrimination(y: np.ndarray, pd_: np.ndarray) -> Metrics:
 def roc_points(y: np.ndarray, pd_: np.ndarray, points: int = 101) -> dict[str, list[float]]:
     """The ROC curve thinned to about ``points`` points, for the model card and the report."""
     fpr, tpr, _ = roc_curve(np.asarray(y, dtype=int), np.asarray(pd_, dtype=float))
-    keep = np.unique(np.linspace(0, len(fpr) - 1, min(points, len(fpr))).round().astype(int))
+    keep = np.linspace(0, len(fpr) - 1, min(points, len(fpr))).round().astype(int)
+    keep = np.unique(np.append(keep, np.argmax(tpr - fpr)))  # the KS point always survives
     return {"fpr": [float(v) for v in fpr[keep]], "tpr": [float(v) for v in tpr[keep]]}
 
 

@@ -88,49 +88,89 @@ class Registry:
             else {"champion": None, "history": []}
         )
 
-    def champion(self, as_of: date | None = None) -> str | None:
-        """The champion now, or the one in force for business date ``as_of``.
+    @staticmethod
+    def _ordered(history: list[dict]) -> list[tuple[date, int, dict]]:
+        """Promotions by the business date they take effect, then by when they were recorded."""
+        return sorted(
+            (date.fromisoformat(e["as_of"]) if e.get("as_of") else date.min, i, e)
+            for i, e in enumerate(history)
+        )
 
-        A nightly run (and any rerun of it) uses the champion as of its date: the latest
-        promotion decided on or before that date, or made by hand (those have no date and
-        hold from then on). So rerunning a past date picks the model it picked the first time.
+    def champion(
+        self, as_of: date | None = None, *, excluding: str | None = None, at_start: bool = False
+    ) -> str | None:
+        """The champion in force for business date ``as_of`` (the latest one when None).
+
+        Every promotion is dated with the business date it takes effect (an automatic one with
+        the date whose run decided it), and the one in force on a date is the latest dated on
+        or before it. So rerunning a past date picks the model it picked the first time, and a
+        promotion decided later never reaches back. ``at_start`` leaves out the automatic
+        decisions of ``as_of`` itself (what a night starts from, before its own training);
+        ``excluding`` leaves out a version (a challenger is never compared with itself when
+        its date is rerun). An undated entry, from an older registry, counts from the start.
         """
-        pointer = self._pointer()
-        if as_of is None:
-            return pointer["champion"]
         chosen = None
-        for entry in pointer["history"]:
-            decided = entry.get("as_of")
-            if decided is None or date.fromisoformat(decided) <= as_of:
-                chosen = entry["version"]
+        for effective, _, entry in self._ordered(self._pointer()["history"]):
+            if as_of is not None and effective > as_of:
+                continue
+            if entry["version"] == excluding:
+                continue
+            if at_start and entry.get("automatic") and effective == as_of:
+                continue
+            chosen = entry["version"]
         return chosen
 
-    def promote(self, version: str, reason: str, as_of: date | None = None) -> None:
-        """Make ``version`` champion; ``as_of`` is the business date of an automatic decision."""
+    def champion_before(self, as_of: date) -> str | None:
+        """The champion a run for ``as_of`` starts from, before its own decision."""
+        return self.champion(as_of, at_start=True)
+
+    def latest_decision(self) -> date | None:
+        dated = [e["as_of"] for e in self._pointer()["history"] if e.get("as_of")]
+        return date.fromisoformat(max(dated)) if dated else None
+
+    def promote(
+        self, version: str, reason: str, as_of: date | None = None, *, automatic: bool = False
+    ) -> None:
+        """Make ``version`` champion from business date ``as_of`` on (default: the latest date
+        any decision took effect, so a promotion by hand wins from there). ``automatic`` marks
+        a decision of the promotion gate in a run for ``as_of``."""
         if version not in self.versions():
             raise KeyError(f"no model {version!r} in {self.root}")
         pointer = self._pointer()
+        as_of = as_of or self.latest_decision()
         entry = {
             "version": version,
             "reason": reason,
             "as_of": as_of.isoformat() if as_of else None,
+            "automatic": automatic,
         }
-        if as_of is not None and any(
-            e["version"] == version and e.get("as_of") == entry["as_of"] for e in pointer["history"]
+        if any(
+            e["version"] == version and e.get("as_of") == entry["as_of"] and e["reason"] == reason
+            for e in pointer["history"]
         ):
             return  # the same decision again (a rerun of the date): recorded once
         pointer["history"].append(entry)
-        pointer["champion"] = version
+        self._write(pointer)
+
+    def rollback(self, as_of: date | None = None) -> str:
+        """Make the champion before the current one champion again, from ``as_of`` on; the
+        history keeps both the promotion and the rollback. Returns the reinstated version."""
+        pointer = self._pointer()
+        ordered = [e["version"] for _, _, e in self._ordered(pointer["history"])]
+        if not ordered:
+            raise ValueError("there is no champion to roll back")
+        current = ordered[-1]
+        earlier = [
+            v for v in ordered[: len(ordered) - 1 - ordered[::-1].index(current)] if v != current
+        ]
+        if not earlier:
+            raise ValueError("there is no earlier champion to roll back to")
+        self.promote(earlier[-1], f"rollback from {current}", as_of)
+        return earlier[-1]
+
+    def _write(self, pointer: dict) -> None:
+        pointer["champion"] = None  # recomputed below, for people reading the file
         self.root.mkdir(parents=True, exist_ok=True)
         _write_atomic(self.root / CHAMPION, json.dumps(pointer, indent=2) + "\n")
-
-    def rollback(self) -> str:
-        """Make the previous champion champion again; returns it."""
-        pointer = self._pointer()
-        history = pointer["history"]
-        if len(history) < 2:
-            raise ValueError("there is no earlier champion to roll back to")
-        history.pop()
-        pointer["champion"] = history[-1]["version"]
+        pointer["champion"] = self.champion()
         _write_atomic(self.root / CHAMPION, json.dumps(pointer, indent=2) + "\n")
-        return pointer["champion"]

@@ -110,11 +110,41 @@ def contributions(booster: xgb.Booster, x: np.ndarray, names: list[str]) -> np.n
     return booster.predict(xgb.DMatrix(x, feature_names=names), pred_contribs=True)
 
 
+def reference_contributions(
+    booster: xgb.Booster,
+    x: np.ndarray,
+    names: list[str],
+    pd_: np.ndarray,
+    share: float = 0.1,
+    max_rows: int = 2000,
+) -> np.ndarray:
+    """Mean contributions of the safest ``share`` of customers (at most ``max_rows`` of them).
+
+    Reasons measured against these say what sets a customer apart from the best ones. Against
+    the bias alone (the base rate), a customer safer than average has only negative
+    contributions and would get no reason at all, even when the model lowers their limit.
+    """
+    valid = np.flatnonzero(~np.isnan(pd_))
+    if valid.size == 0:
+        return np.zeros(len(names))
+    best = valid[np.argsort(pd_[valid], kind="stable")][
+        : max(1, min(max_rows, int(len(valid) * share)))
+    ]
+    return contributions(booster, x[best], names)[:, :-1].mean(axis=0)
+
+
 def reason_codes(
-    booster: xgb.Booster, x: np.ndarray, names: list[str], limit: int = MAX_REASONS
+    booster: xgb.Booster,
+    x: np.ndarray,
+    names: list[str],
+    limit: int = MAX_REASONS,
+    reference: np.ndarray | None = None,
 ) -> list[list[str]]:
-    """Up to ``limit`` plain-named features that pushed each row's risk up, strongest first."""
+    """Up to ``limit`` plain-named features that pushed each row's risk up, strongest first:
+    contributions above the bias, or above ``reference`` (per feature) when given."""
     contrib = contributions(booster, x, names)[:, :-1]
+    if reference is not None:
+        contrib = contrib - reference
     out = []
     for row in contrib:
         order = np.argsort(-row, kind="stable")

@@ -103,7 +103,8 @@ def train_challenger(
     raw = booster.save_raw("ubj")
     version = f"m{as_of:%Y%m%d}-{hashlib.sha256(raw).hexdigest()[:10]}"
 
-    champion_version = registry.champion(as_of)
+    # the champion in force on the date, never this very model (a rerun of the date)
+    champion_version = registry.champion(as_of, excluding=version)
     champion_auc = None
     if champion_version is not None:
         champion, card = registry.load(champion_version)
@@ -151,7 +152,7 @@ def train_challenger(
     }
     registry.save(version, booster, card)
     if promoted:
-        registry.promote(version, reason, as_of)
+        registry.promote(version, reason, as_of, automatic=True)
     return ModelRun(
         dt=as_of,
         model_version=version,

@@ -69,7 +69,7 @@ def decide_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def eligible(row: dict[str, Any]) -> bool:
     return (
         row["status"] == "ACTIVE"
-        and 18 <= row["age"] <= 65
+        and 19 <= row["age"] <= 65  # age reached this year: 18 may still be 17
         and row["occupation"] != "STUDENT"
         and row["kyc_level"] >= 2
     )
@@ -172,13 +172,18 @@ def test_risk_grades_match_the_scoring_module() -> None:
     [
         # eligibility, in its documented order: the first failing check is named
         ({"status": "CLOSED", "age": 70}, 0, "CLOSE", "eligibility.status_closed"),
-        ({"status": "BLOCKED", "age": 70}, 0, "FREEZE", "eligibility.status_blocked"),
+        ({"status": "BLOCKED", "age": 70}, 0, "CLOSE", "eligibility.over_max_age"),
+        ({"status": "BLOCKED", "kyc_level": 1}, 0, "FREEZE", "eligibility.status_blocked"),
+        ({"status": None}, 0, "FREEZE", "eligibility.status_blocked"),
         ({"age": 17, "occupation": "STUDENT"}, 0, "FREEZE", "eligibility.under_min_age"),
         ({"age": 66}, 0, "CLOSE", "eligibility.over_max_age"),
         ({"occupation": "STUDENT", "kyc_level": 1}, 0, "FREEZE", "eligibility.occupation"),
         ({"kyc_level": 1, "dpd": 40}, 0, "FREEZE", "eligibility.kyc"),
-        # boundaries are eligible
-        ({"age": 18}, 15_000, "INCREASE", "change.max_increase"),
+        # only the birth year is known: turning 18 this year may still mean 17, turning 66
+        # may still mean 65; both ends err on the side of the rule
+        ({"age": 18}, 0, "FREEZE", "eligibility.under_min_age"),
+        ({"age": 19}, 15_000, "INCREASE", "change.max_increase"),
+        ({"age": 66}, 0, "CLOSE", "eligibility.over_max_age"),
         ({"age": 65}, 15_000, "INCREASE", "change.max_increase"),
         # delinquency: freeze at 30 before the model's own freeze
         ({"dpd": 30, "pd": 0.9}, 0, "FREEZE", "delinquency.freeze"),
@@ -278,6 +283,14 @@ def test_the_product_cap_binds_above_every_band(tmp_path: Path) -> None:
         ('excluded_occupations = ["STUDENT"]', 'excluded_occupations = ["PIRATE"]', "PIRATE"),
         ("[change]", "[change]\nsurprise = 1", "surprise"),
         ("G = { amount = 0", "Z = { amount = 0", "missing ['G']"),
+        # the contract's rules are a floor a policy may not lower
+        ("freeze_dpd = 30", "freeze_dpd = 60", "freeze_dpd"),
+        ("no_increase_dpd = 1 ", "no_increase_dpd = 10 ", "no_increase_dpd"),
+        ("min_kyc_level = 2", "min_kyc_level = 1", "kyc_level 1 is never eligible"),
+        ('excluded_occupations = ["STUDENT"]', "excluded_occupations = []", "STUDENT"),
+        ("max_age = 65", "max_age = 80", "18..65"),
+        ("rounding = 100", "rounding = 50", "rounding"),
+        ("1 = 1.0, 2 = 1.0, 3 = 0.8", "1 = -1.0, 2 = 1.0, 3 = 0.8", "city_tier_factor"),
     ],
 )
 def test_a_bad_policy_fails_on_load_naming_the_file_and_field(

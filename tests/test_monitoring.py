@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -65,13 +66,21 @@ def test_the_champion_of_a_date_is_the_one_in_force_then(tmp_path: Path) -> None
     )
     for v in ("m1", "m2", "m3"):
         registry.save(v, booster, {"version": v})
-    registry.promote("m1", "gate", date(2026, 3, 1))
-    registry.promote("m2", "gate", date(2026, 3, 8))
-    registry.promote("m2", "gate", date(2026, 3, 8))  # the same decision in a rerun: once
+    registry.promote("m1", "gate", date(2026, 3, 1), automatic=True)
+    registry.promote("m2", "gate", date(2026, 3, 8), automatic=True)
+    registry.promote("m2", "gate", date(2026, 3, 8), automatic=True)  # a rerun: recorded once
     assert registry.champion(date(2026, 2, 28)) is None
     assert registry.champion(date(2026, 3, 7)) == "m1"
     assert registry.champion(date(2026, 3, 8)) == "m2"
-    registry.promote("m3", "promoted by hand")  # no date: in force for every date from now on
-    assert registry.champion() == "m3" == registry.champion(date(2026, 3, 2))
+    # the night of 03-08 starts from m1; its own training decided m2
+    assert registry.champion_before(date(2026, 3, 8)) == "m1"
+    assert registry.champion(date(2026, 3, 8), excluding="m2") == "m1"
+    # by hand, without a date: from the latest decision on, never reaching back before it
+    registry.promote("m3", "promoted by hand")
+    assert registry.champion() == "m3" == registry.champion(date(2026, 3, 8))
+    assert registry.champion(date(2026, 3, 2)) == "m1"
+    assert registry.champion_before(date(2026, 3, 8)) == "m3"  # a person's choice counts
+    # a rollback is recorded too, and the history keeps every entry
     assert registry.rollback() == "m2"
-    assert registry.champion(date(2026, 3, 7)) == "m1"
+    assert registry.champion() == "m2" and registry.champion(date(2026, 3, 7)) == "m1"
+    assert len(json.loads((tmp_path / "champion.json").read_text())["history"]) == 4

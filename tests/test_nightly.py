@@ -87,6 +87,20 @@ def test_every_date_is_published_with_contract_types(book: tuple[Settings, list[
     assert str(schema.field("effective_from").type) == "date32[day]"
     assert str(schema.field("reason_codes").type) in ("list<element: string>", "list<item: string>")
     assert str(schema.field("customer_id").type) == "string"
+    # the balance on each limit row is the ledger's, to the cent
+    loans = pl.read_parquet(settings.published_dir / "loan_delinquency", hive_partitioning=True)
+    balances = loans.group_by("dt", "customer_id").agg(pl.col("outstanding_principal").sum())
+    joined = updates.join(balances, on=["dt", "customer_id"], how="inner")
+    assert joined.height > 100
+    assert (joined["outstanding_balance"] == joined["outstanding_principal"]).all()
+    assert joined["outstanding_balance"].dtype == pl.Decimal(18, 2)
+    # every FREEZE and DECREASE says why; a rule's freeze names the rule in plain words
+    adverse = updates.filter(pl.col("action").is_in(["FREEZE", "DECREASE"]))
+    assert (adverse["reason_codes"].list.len() > 0).all()
+    kyc = adverse.filter(pl.col("policy_rule") == "eligibility.kyc")
+    assert kyc.height and set(kyc["reason_codes"].list.first()) == {
+        "identity verification level too low"
+    }
     # a day's limits are effective the next day; the first evaluation of everyone is NEW
     first = updates.filter(pl.col("dt") == FIRST)
     assert (first["effective_from"] == FIRST + timedelta(days=1)).all()
@@ -258,6 +272,14 @@ def test_with_a_champion_the_night_scores_and_explains_adverse_actions(
     adverse = scored.filter(pl.col("action").is_in(["DECREASE", "FREEZE"]))
     assert adverse.height > 0
     assert (adverse["reason_codes"].list.len() > 0).all()
+    # the model's own decisions are explained by features, not by rules
+    by_model = adverse.filter(pl.col("policy_rule").is_in(["band", "expected_loss", "model.freeze", "change.outstanding_floor"]))  # fmt: skip
+    assert by_model.height > 0
+    from creditflow.limits import RULE_REASONS
+    from creditflow.models.scoring import PLAIN_NAMES
+
+    named = set(by_model["reason_codes"].explode().unique())
+    assert named <= set(PLAIN_NAMES.values()) and not named & set(RULE_REASONS.values())
     # the retrain step ran (a champion, never trained here: due) and found too little history
     assert result["steps"]["retrain"]["due"]
     assert "too little matured history" in (result["steps"]["retrain"]["decision"] or "")

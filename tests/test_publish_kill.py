@@ -23,24 +23,24 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 BOOK = GeneratorConfig(customers=300, days=3, start=date(2026, 4, 1), seed=5)
 DAY1, DAY2 = BOOK.start, BOOK.start + timedelta(days=1)
 
-# Runs `creditflow run --date DAY2` and stops in the middle of publishing limit_updates: the
-# file is written to staging and about to be renamed into place; the ledger's reports for the
-# date are already published. The parent SIGKILLs it there.
+# Runs `creditflow run --date DAY2` and stops in the middle of publishing: the night's
+# partitions are staged and being swapped in; the ledger's reports for the date are in place,
+# its limit_updates not yet. The parent SIGKILLs it there.
 _KILL_POINT = r"""
 import os, sys, time
 from pathlib import Path
 import creditflow.catalog as catalog
 
-real_fsync = catalog._fsync
+real_swap = catalog._swap
 
-def fsync_then_wait(path: Path) -> None:
-    real_fsync(path)
-    if path.parent.name == catalog.STAGING_DIR and path.name.startswith("limit_updates-"):
+def swap_or_wait(tmp: Path, final: Path) -> None:
+    if final.parent.parent.name == "limit_updates":
         # straight to the file descriptor: Prefect turns print() inside a flow into log records
-        os.write(1, f"\nSTAGED {path}\n".encode())
+        os.write(1, f"\nSWAPPING {final}\n".encode())
         time.sleep(float(sys.argv[2]))  # the parent kills it long before
+    real_swap(tmp, final)
 
-catalog._fsync = fsync_then_wait
+catalog._swap = swap_or_wait
 from creditflow.cli import app
 app(["run", "--date", sys.argv[1]])
 """
@@ -77,19 +77,20 @@ def test_sigkill_while_publishing_then_rerun_equals_an_uninterrupted_run(tmp_pat
         lines = []
         for line in child.stdout:
             lines.append(line)
-            if "STAGED" in line:
+            if "SWAPPING" in line:
                 break
         else:
             pytest.fail("the run ended before publishing limit_updates:\n" + "".join(lines[-30:]))
         os.kill(child.pid, signal.SIGKILL)
         assert child.wait(timeout=30) == -signal.SIGKILL
 
-    # What the kill left: the day's reports are published, its limit_updates are not, and a
-    # staged file sits outside every table folder, where no reader looks.
+    # What the kill left: the day's reports are swapped in, its limit_updates are not (its
+    # staged file sits outside every table folder, where no reader looks), and no table
+    # folder holds anything but complete partitions.
     published = killed.published_dir
     assert (published / "loan_delinquency" / f"dt={DAY2}" / "part-0.parquet").exists()
     assert not (published / "limit_updates" / f"dt={DAY2}").exists()
-    assert list((published / ".staging").iterdir())
+    assert [p.name.split("-")[0] for p in (published / ".staging").iterdir()] == ["limit_updates"]
     for table in (p for p in published.iterdir() if p.is_dir() and not p.name.startswith(".")):
         assert all(f.name == "part-0.parquet" for f in table.rglob("*") if f.is_file()), table
 

@@ -36,11 +36,13 @@ STEPS = (
 )
 # Rules that end the evaluation with a limit of 0 (with every eligibility.<reason>).
 TERMINAL_RULES = ("delinquency.freeze", "model.freeze")
+# Checked in this order; the first that fails is named. The reasons that cannot come back
+# (CLOSE) come first, so a closed or over-age customer is never merely frozen.
 ELIGIBILITY = (
     "status_closed",
+    "over_max_age",
     "status_blocked",
     "under_min_age",
-    "over_max_age",
     "occupation",
     "kyc",
 )
@@ -90,17 +92,20 @@ def grade_of(pd_: pl.Expr) -> pl.Expr:
 def _eligibility(policy: LimitPolicy) -> pl.Expr:
     """The first reason a customer is not eligible, or null."""
     e = policy.eligibility
+    # Only the birth year is known, so age is the age reached this year: someone who turns 18
+    # this year may still be 17 (not eligible until the next year), someone who turns 66 may
+    # still be 65 (no longer eligible). Both ends err on the side of the rule.
     checks = {
-        "status_closed": pl.col("status") == "CLOSED",
-        "status_blocked": pl.col("status") != "ACTIVE",
-        "under_min_age": pl.col("age").fill_null(-1) < e.min_age,
-        "over_max_age": pl.col("age").fill_null(-1) > e.max_age,
-        "occupation": pl.col("occupation").is_in(list(e.excluded_occupations)),
-        "kyc": pl.col("kyc_level").fill_null(0) < e.min_kyc_level,
+        "status_closed": (pl.col("status") == "CLOSED").fill_null(False),
+        "over_max_age": (pl.col("age") > e.max_age).fill_null(False),
+        "status_blocked": (pl.col("status") != "ACTIVE").fill_null(True),
+        "under_min_age": (pl.col("age") - 1 < e.min_age).fill_null(True),
+        "occupation": pl.col("occupation").is_in(list(e.excluded_occupations)).fill_null(True),
+        "kyc": (pl.col("kyc_level") < e.min_kyc_level).fill_null(True),
     }
     expr = pl.lit(None, dtype=pl.String)
     for reason in reversed(ELIGIBILITY):
-        expr = pl.when(checks[reason].fill_null(True)).then(pl.lit(reason)).otherwise(expr)
+        expr = pl.when(checks[reason]).then(pl.lit(reason)).otherwise(expr)
     return expr
 
 
@@ -144,7 +149,8 @@ def _starter_target(policy: LimitPolicy) -> pl.Expr:
 def decide(inputs: pl.DataFrame, run_date: date, policy: LimitPolicy) -> pl.DataFrame:
     """Apply the policy to every row of ``inputs``; adds the trace, new_limit, action, policy_rule."""
     unit = policy.rounding
-    df = inputs.select([pl.col(c).cast(t) for c, t in INPUT_SCHEMA.items()])
+    # other input columns (exact DECIMAL money for the record, say) pass through untouched
+    df = inputs.with_columns([pl.col(c).cast(t) for c, t in INPUT_SCHEMA.items()])
     el_budget = {g: policy.bands.grade(g).el_budget for g in GRADE_NAMES}
     income_cap = _floor_cents(pl.col("income_cents"), policy.income_multiple, unit)
     hard_cap = pl.min_horizontal(pl.lit(policy.product_cap, pl.Int64), income_cap)
@@ -236,7 +242,7 @@ def decide(inputs: pl.DataFrame, run_date: date, policy: LimitPolicy) -> pl.Data
         )
         previous_col = step_column(rule)
     closing = list(policy.eligibility.close_when)
-    return (
+    out = (
         df.with_columns(
             new_limit=pl.when(pl.col("terminal").is_not_null())
             .then(0)
@@ -257,10 +263,30 @@ def decide(inputs: pl.DataFrame, run_date: date, policy: LimitPolicy) -> pl.Data
             .otherwise(pl.lit("UNCHANGED")),
             # the state the next evaluation reads: NEW and INCREASE start the interval anew
             increased_on=pl.when(
-                pl.col("terminal").is_null() & (first | (pl.col("new_limit") > prev))
+                pl.col("terminal").is_null()
+                & (pl.col("new_limit") > prev.fill_null(0))  # a NEW limit of 0 starts nothing
             )
             .then(pl.lit(run_date))
             .otherwise(pl.col("last_increase_on")),
         )
         .drop("running")
     )
+    return _checked(out)
+
+
+def _checked(out: pl.DataFrame) -> pl.DataFrame:
+    """The contract's caps, checked on every row: a policy edit or a bug must never publish a
+    limit outside them (this raises; the previous night's limits stay published)."""
+    broken = out.filter(
+        (pl.col("new_limit") < 0)
+        | (pl.col("new_limit") > pl.col("hard_cap"))
+        | (pl.col("new_limit") % 100 != 0)
+    )
+    if broken.height:
+        row = broken.row(0, named=True)
+        raise ValueError(
+            f"{broken.height} limits break the caps (0 <= limit <= product and income caps, a "
+            f"multiple of 100), e.g. customer {row['customer_id']}: {row['new_limit']} with hard "
+            f"cap {row['hard_cap']} under rule {row['policy_rule']}; check the policy file"
+        )
+    return out

@@ -9,7 +9,8 @@ with customers_at as (
         status,
         kyc_level::BIGINT as kyc_level,
         city_tier::BIGINT as city_tier,
-        (declared_monthly_income * 100)::BIGINT as income_cents
+        (declared_monthly_income * 100)::BIGINT as income_cents,
+        declared_monthly_income  -- exact, for the record
     from customer_versions
     where valid_from <= $d
       and (valid_to is null or valid_to > $d)
@@ -19,7 +20,8 @@ ledger_now as (
     select
         customer_id,
         max(dpd)::BIGINT as dpd,
-        (sum(outstanding_principal) * 100)::BIGINT as outstanding_cents
+        (sum(outstanding_principal) * 100)::BIGINT as outstanding_cents,
+        sum(outstanding_principal)::DECIMAL(18, 2) as outstanding_balance
     from loan_daily
     where dt = $d
     group by customer_id
@@ -38,6 +40,7 @@ select
     c.*,
     coalesce(n.dpd, 0) as dpd,
     coalesce(n.outstanding_cents, 0) as outstanding_cents,
+    coalesce(n.outstanding_balance, 0)::DECIMAL(18, 2) as outstanding_balance,
     p.previous_limit,
     p.last_increase_on
 from customers_at as c

@@ -1,0 +1,427 @@
+"""The data dictionary of the published tables: one definition, rendered to docs/data_dictionary.md.
+
+Every table under ``<published>/<table>/dt=YYYY-MM-DD/part-0.parquet`` is described here once:
+its grain, a one-line description, and per column the type as it is in the Parquet file (in
+DuckDB's spelling, as ``DESCRIBE`` prints it when DuckDB reads the file), the unit, the meaning
+and whether ``shared/CONTRACT.md`` section 3 requires it. The partition column ``dt`` is listed
+last, where every Hive-aware reader puts it.
+
+The types are the code's truth, not this file's: ``tests/test_readers.py`` compares this
+dictionary with the Parquet files a real backfill publishes (same columns, same order, same
+types, and every contract column present), and checks that ``docs/data_dictionary.md`` equals
+``render_markdown()``. After changing a table, update it here and regenerate the page::
+
+    .venv/bin/python -c "from creditflow.dictionary import write_markdown; write_markdown()"
+
+The BI catalog (``creditflow.bi_catalog``) takes its table descriptions and column comments
+from here as well.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "data_dictionary.md"
+
+MONEY = "DECIMAL(18,2)"
+CNY = "CNY"
+SHARE = "share 0-1"
+BUCKETS = "M0 (dpd 0), M1 (1-30), M2 (31-60), M3 (61-90), M4 (91-120), M5 (121-180), M6+ (over 180)"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # as DuckDB names the Parquet column's type
+    unit: str  # "" where a unit means nothing (identifiers, codes, flags)
+    meaning: str
+    contract: bool = False  # required by shared/CONTRACT.md section 3
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    grain: str
+    description: str
+    source: str  # the code that defines and publishes it
+    partitions: str  # which business dates have a partition
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def contract_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.contract]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+
+def _dt(
+    contract: bool = True,
+    meaning: str = "Business date (Asia/Shanghai) of the run that wrote the row.",
+) -> Column:
+    where = "Partition column: in the path (dt=YYYY-MM-DD), not in the file."
+    return Column("dt", "DATE", "date", f"{meaning} {where}", contract)
+
+
+def _run_id(contract: bool = True) -> Column:
+    meaning = "The run that wrote the row; its record in `runs` names the code, input checksums and model version."
+    return Column("run_id", "VARCHAR", "", meaning, contract)
+
+
+EVERY_DATE = (
+    "one per business date whose nightly run succeeded (a failed night publishes nothing new)"
+)
+
+# fmt: off
+TABLES: tuple[Table, ...] = (
+    Table(
+        name="limit_updates",
+        grain="customer x dt; every customer known on dt is evaluated",
+        description="The credit limit each customer may use from effective_from, with the score, the action and the policy rule that set it.",
+        source="creditflow/limits.py (warehouse table limit_decisions, columns PUBLISHED)",
+        partitions=EVERY_DATE,
+        columns=(
+            Column("customer_id", "VARCHAR", "", "Customer identifier.", True),
+            Column("model_version", "VARCHAR", "", "The champion model that scored the customer; null before any model is promoted (the starter rule sets limits).", True),
+            Column("pd", "DOUBLE", "probability", "Model probability of default: reaching dpd ≥ 30 on some loan within the next 90 days. Null without a model.", True),
+            Column("score", "INTEGER", "points", "Credit score from pd: 600 means good:bad odds of 50:1, every 20 points doubles the odds. Null without a model.", True),
+            Column("risk_grade", "VARCHAR", "", "Risk grade by pd band: A (pd < 0.01), B (< 0.02), C (< 0.04), D (< 0.08), E (< 0.15), F (< 0.30), G (the rest). Null without a model.", True),
+            Column("previous_limit", MONEY, CNY, "The limit set by the latest evaluation before dt; null at the customer's first evaluation.", True),
+            Column("new_limit", MONEY, CNY, "The limit from effective_from: 0 to 200,000, a multiple of 100.", True),
+            Column("action", "VARCHAR", "", "NEW, INCREASE, DECREASE, UNCHANGED, FREEZE (limit 0, may come back) or CLOSE (limit 0, will not come back).", True),
+            Column("policy_rule", "VARCHAR", "", "The policy rule that set new_limit: eligibility.<reason>, delinquency.freeze, model.freeze, band, starter, expected_loss, cap.income, cap.product, delinquency.no_increase, change.interval, change.max_increase or change.outstanding_floor (creditflow/limit_policy.toml).", True),
+            Column("reason_codes", "VARCHAR[]", "", "Up to 4 plain-language features that pushed the customer's risk up, strongest first; filled for every DECREASE and FREEZE of a scored customer, otherwise an empty list.", True),
+            Column("effective_from", "DATE", "date", "The first business date the new limit applies: dt + 1.", True),
+            _run_id(),
+            Column("policy_version", "VARCHAR", "", "Limit policy version plus the first 8 hex digits of the policy file's sha256 (e.g. 2026.11.1+1a2b3c4d)."),
+            Column("dpd", "BIGINT", "days", "The customer's days past due on dt: the maximum over the customer's loans (0 when nothing is overdue)."),
+            Column("outstanding_balance", MONEY, CNY, "Outstanding principal over all the customer's loans at the end of dt."),
+            _dt(),
+        ),
+    ),
+    Table(
+        name="loan_delinquency",
+        grain="loan x dt; every loan with outstanding principal > 0 at the end of dt",
+        description="Each open loan's balance, arrears, days past due and delinquency bucket at the end of the business date.",
+        source="transforms/sql/loan_delinquency.sql (from the ledger's loan_daily), published by creditflow/delinquency.py",
+        partitions=EVERY_DATE,
+        columns=(
+            Column("loan_id", "VARCHAR", "", "Loan identifier.", True),
+            Column("customer_id", "VARCHAR", "", "The borrower.", True),
+            Column("product", "VARCHAR", "", "CASH_LOAN or MERCHANT_LOAN.", True),
+            Column("origination_month", "DATE", "month (first day)", "Month the loan was originated in (Asia/Shanghai), as its first day.", True),
+            Column("months_on_book", "INTEGER", "months", "Calendar months from the origination month to dt's month (0 in the origination month).", True),
+            Column("outstanding_principal", MONEY, CNY, "Principal not yet repaid, after repayments (applied oldest instalment first, interest before principal) and reversals.", True),
+            Column("overdue_amount", MONEY, CNY, "Principal and interest due before dt and not paid by the end of dt.", True),
+            Column("dpd", "INTEGER", "days", "Days past due: dt minus the due date of the oldest overdue instalment; 0 when nothing is overdue.", True),
+            Column("bucket", "VARCHAR", "", f"Delinquency bucket by dpd: {BUCKETS}. NPL = M4 and above.", True),
+            _run_id(),
+            _dt(),
+        ),
+    ),
+    Table(
+        name="delinquency_summary",
+        grain="dt x product x city_tier x bucket; every bucket for every segment present (zeros included)",
+        description="Open accounts and outstanding principal per product, city tier and delinquency bucket, with each bucket's share of its segment.",
+        source="transforms/sql/delinquency_summary.sql, published by creditflow/delinquency.py",
+        partitions=EVERY_DATE,
+        columns=(
+            Column("product", "VARCHAR", "", "CASH_LOAN or MERCHANT_LOAN.", True),
+            Column("city_tier", "INTEGER", "tier 1-5", "The borrower's city tier as known on dt; null when the customer record is missing.", True),
+            Column("bucket", "VARCHAR", "", f"Delinquency bucket: {BUCKETS}.", True),
+            Column("accounts", "BIGINT", "count", "Loans with outstanding principal in the segment and bucket.", True),
+            Column("balance", MONEY, CNY, "Their outstanding principal.", True),
+            Column("pct_accounts", "DOUBLE", SHARE, "accounts as a share of the segment's (product x city_tier) accounts.", True),
+            Column("pct_balance", "DOUBLE", SHARE, "balance as a share of the segment's balance.", True),
+            _run_id(),
+            _dt(),
+        ),
+    ),
+    Table(
+        name="roll_rates",
+        grain="dt x from_bucket x to_bucket; bucket about 30 days earlier → bucket on dt",
+        description="Where the loans open 30 days earlier are now: accounts and balance rolling from each bucket to each bucket (or CLOSED).",
+        source="transforms/sql/roll_rates.sql, published by creditflow/delinquency.py",
+        partitions=EVERY_DATE + "; empty (0 rows) until the ledger holds a date at least 30 days before dt",
+        columns=(
+            Column("from_bucket", "VARCHAR", "", "Bucket on the comparison date: the latest processed date on or before dt - 30.", True),
+            Column("to_bucket", "VARCHAR", "", "Bucket on dt, or CLOSED when the loan no longer has outstanding principal.", True),
+            Column("accounts", "BIGINT", "count", "Loans that moved from from_bucket to to_bucket.", True),
+            Column("balance", MONEY, CNY, "Their outstanding principal on the comparison date.", True),
+            Column("account_rate", "DOUBLE", SHARE, "accounts as a share of from_bucket's accounts (each from_bucket sums to 1).", True),
+            Column("balance_rate", "DOUBLE", SHARE, "balance as a share of from_bucket's balance (each from_bucket sums to 1).", True),
+            _run_id(),
+            _dt(),
+        ),
+    ),
+    Table(
+        name="vintage",
+        grain="dt x origination_month x months_on_book",
+        description="Vintage curves: of the loans originated in a month, the share that had ever been 30+ (90+) days past due by each month on book.",
+        source="transforms/sql/vintage.sql, published by creditflow/delinquency.py",
+        partitions=EVERY_DATE,
+        columns=(
+            Column("origination_month", "DATE", "month (first day)", "The vintage: month of origination, as its first day.", True),
+            Column("months_on_book", "INTEGER", "months", "Months since the origination month (0 = the origination month).", True),
+            Column("loans", "BIGINT", "count", "Loans originated in the vintage (known on dt, repaid ones included).", True),
+            Column("principal", MONEY, CNY, "Their originated principal.", True),
+            Column("ever_30plus_rate", "DOUBLE", SHARE, "Share of the vintage's loans that had reached dpd ≥ 30 by the end of this month on book; null for months after dt's month.", True),
+            Column("ever_90plus_rate", "DOUBLE", SHARE, "The same for dpd ≥ 90.", True),
+            Column("ever_30plus_rate_principal", "DOUBLE", SHARE, "As ever_30plus_rate, weighted by originated principal."),
+            Column("ever_90plus_rate_principal", "DOUBLE", SHARE, "As ever_90plus_rate, weighted by originated principal."),
+            _run_id(),
+            _dt(),
+        ),
+    ),
+    Table(
+        name="delinquency_rates",
+        grain="dt x product",
+        description="30+ delinquency per product, coincident (today's balance) and lagged (the balance 30 days earlier), so a growing book does not flatter the rate.",
+        source="transforms/sql/delinquency_rates.sql, published by creditflow/delinquency.py (an addition to the contract)",
+        partitions=EVERY_DATE,
+        columns=(
+            Column("product", "VARCHAR", "", "CASH_LOAN or MERCHANT_LOAN."),
+            Column("accounts", "BIGINT", "count", "Loans with outstanding principal on dt."),
+            Column("balance", MONEY, CNY, "Their outstanding principal."),
+            Column("accounts_30plus", "BIGINT", "count", "Of them, loans with dpd ≥ 30."),
+            Column("balance_30plus", MONEY, CNY, "Outstanding principal of the loans with dpd ≥ 30." ),
+            Column("coincident_30plus_rate", "DOUBLE", SHARE, "balance_30plus / balance."),
+            Column("coincident_30plus_account_rate", "DOUBLE", SHARE, "accounts_30plus / accounts." ),
+            Column("balance_30d_ago", MONEY, CNY, "Outstanding principal on the latest processed date on or before dt - 30; null before such a date exists."),
+            Column("lagged_30plus_rate", "DOUBLE", SHARE, "balance_30plus / balance_30d_ago; null without a date 30 days back."),
+            Column("lagged_30plus_account_rate", "DOUBLE", SHARE, "accounts_30plus / the accounts open 30 days earlier; null without a date 30 days back."),
+            _run_id(contract=False),
+            _dt(contract=False),
+        ),
+    ),
+    Table(
+        name="data_quality",
+        grain="dt x extract x check",
+        description="Every validation check of the day's delivery: parse, duplicates, each rule, reconciliation, with rows checked, failed and quarantined.",
+        source="creditflow/ingest.py (warehouse table data_quality, DDL in creditflow/warehouse.py)",
+        partitions=EVERY_DATE + "; `creditflow ingest` run by hand publishes its date at once",
+        columns=(
+            Column("extract", "VARCHAR", "", "customers, behaviour, loans, installments or transactions.", True),
+            Column("check", "VARCHAR", "", '<extract>.parse, <extract>.duplicate_row, a rule id (e.g. behaviour.app_minutes.range) or <extract>.reconciliation. A reserved word in SQL: quote it as "check".', True),
+            Column("success", "BOOLEAN", "", "True when no row failed the check.", True),
+            Column("rows_checked", "BIGINT", "count", "Rows the check looked at.", True),
+            Column("rows_failed", "BIGINT", "count", "Rows that failed it.", True),
+            Column("rows_quarantined", "BIGINT", "count", "Rows kept out of the warehouse (in quarantine) because of it.", True),
+            _run_id(),
+            _dt(),
+        ),
+    ),
+    Table(
+        name="model_runs",
+        grain="one row per training decision (dt = the business date it ran on)",
+        description="Each retraining of the credit model: windows, sample size, out-of-time metrics, stability and whether the challenger was promoted.",
+        source="creditflow/modeling.py (MODEL_RUN_COLUMNS + run_id, from models/training.py ModelRun)",
+        partitions="successful nights on which a retrain was due: every night while there is no champion, then weekly or when scores drift",
+        columns=(
+            Column("model_version", "VARCHAR", "", "The trained challenger (m<date>-<hash>); null when nothing could be fitted (e.g. too little matured history).", True),
+            Column("train_start", "DATE", "date", "First observation date of the training window.", True),
+            Column("train_end", "DATE", "date", "Last observation date of the training window.", True),
+            Column("oot_start", "DATE", "date", "First observation date of the out-of-time test window.", True),
+            Column("oot_end", "DATE", "date", "Last observation date of the out-of-time test window.", True),
+            Column("n_train", "BIGINT", "count", "Training observations (customer x observation date); 0 when nothing was fitted.", True),
+            Column("bad_rate", "DOUBLE", SHARE, "Share of training observations that went bad (dpd ≥ 30 within 90 days).", True),
+            Column("auc", "DOUBLE", "0-1", "Out-of-time ROC AUC.", True),
+            Column("ks", "DOUBLE", "0-1", "Out-of-time Kolmogorov-Smirnov statistic.", True),
+            Column("gini", "DOUBLE", "-1 to 1", "Out-of-time Gini coefficient (2 x AUC - 1).", True),
+            Column("brier", "DOUBLE", "0-1", "Out-of-time Brier score (mean squared error of pd).", True),
+            Column("psi", "DOUBLE", "index", "Population stability index of out-of-time scores against training scores.", True),
+            Column("promoted", "BOOLEAN", "", "Whether the challenger became the champion.", True),
+            Column("decision_reason", "VARCHAR", "", "Why it was (not) promoted, or why nothing was trained.", True),
+            Column("psi_tonight", "DOUBLE", "index", "Stability of tonight's scores (customers like the training ones) against the training scores."),
+            Column("champion_version", "VARCHAR", "", "The champion in force when the challenger was trained; null if none."),
+            Column("champion_auc", "DOUBLE", "0-1", "The champion's AUC on the same out-of-time window; null without a comparable champion."),
+            _run_id(),
+            _dt(meaning="Business date of the run that trained."),
+        ),
+    ),
+    Table(
+        name="runs",
+        grain="run date x attempt; every attempt of a business date, newest last",
+        description="The record of every nightly run attempt: status, timing, code and policy versions, input file checksums, row counts and errors.",
+        source="creditflow/runs.py (warehouse table runs, RUNS_DDL without run_date)",
+        partitions="one per business date a run was attempted for, failed ones included",
+        columns=(
+            Column("run_id", "VARCHAR", "", "Content address of the run (r<date>-<hash> of inputs, versions and the previous run); r<date>-failed when the delivery check failed."),
+            Column("attempt", "INTEGER", "count", "1, 2, … per business date; the highest is the latest."),
+            Column("flow_run_id", "VARCHAR", "", "The Prefect flow run (a UUID as text), to find its logs and artifacts."),
+            Column("trigger", "VARCHAR", "", "schedule, manual, backfill or demo."),
+            Column("status", "VARCHAR", "", "RUNNING, SUCCESS or FAILED."),
+            Column("started_at", "TIMESTAMP WITH TIME ZONE", "instant (UTC in the file)", "Wall-clock start, for the audit trail only."),
+            Column("finished_at", "TIMESTAMP WITH TIME ZONE", "instant (UTC in the file)", "Wall-clock end; null while running."),
+            Column("code_version", "VARCHAR", "", "Version of the creditflow code that ran."),
+            Column("previous_run_id", "VARCHAR", "", "The latest successful run of the date before, whose state this run built on."),
+            Column("load_id", "VARCHAR", "", "Content address of the loaded delivery (date, file checksums, rules version)."),
+            Column("input_files", 'STRUCT(file VARCHAR, sha256 VARCHAR, "rows" BIGINT)[]', "", "The delivery's files: path on the pipeline host, sha256 and manifest row count."),
+            Column("model_version", "VARCHAR", "", "The champion that scored the limits; null before any model."),
+            Column("policy_version", "VARCHAR", "", "Limit policy version and file hash."),
+            Column("row_counts", "VARCHAR", "", "JSON text: step → table → rows."),
+            Column("durations", "VARCHAR", "", "JSON text: step → seconds."),
+            Column("error", "VARCHAR", "", "What failed (step: message); null on success."),
+            _dt(contract=False, meaning="The business date the run processed."),
+        ),
+    ),
+)
+# fmt: on
+
+TABLE_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+INTRO = """\
+# Data dictionary: published tables
+
+<!-- Generated by creditflow/dictionary.py (render_markdown); do not edit by hand. Regenerate:
+     .venv/bin/python -c "from creditflow.dictionary import write_markdown; write_markdown()" -->
+
+The nightly pipeline publishes every table as Hive-partitioned, zstd-compressed Parquet,
+one file per business date:
+
+```
+<published>/<table>/dt=YYYY-MM-DD/part-0.parquet
+```
+
+- `dt` is the business date (Asia/Shanghai). It lives in the path only: read with Hive
+  partitioning and it comes back as a `DATE` column, last.
+- A partition is swapped in whole (written in `<published>/.staging/`, then renamed): a reader
+  sees the old complete file or the new complete one. Rerunning a date replaces that date's
+  file and nothing else. Every row carries the `run_id` of the run that wrote it.
+- Money is `DECIMAL(18,2)` CNY, never a float; dates are `DATE`; identifiers are text.
+- Types below are as DuckDB names them when it reads the files; "contract" marks the columns
+  `shared/CONTRACT.md` section 3 guarantees (others may be added, none removed or renamed
+  without a version note).
+
+## How to read
+
+DuckDB (SQL, CLI or Python):
+
+```sql
+select * from read_parquet('<published>/limit_updates/dt=*/*.parquet',
+                           hive_partitioning = true, hive_types = {'dt': DATE},
+                           union_by_name = true)
+where dt = date '2026-03-14';
+```
+
+Polars (`dt` comes back as `pl.Date`):
+
+```python
+import polars as pl
+limits = pl.scan_parquet("<published>/limit_updates/", hive_partitioning=True)
+limits.filter(pl.col("dt") == pl.date(2026, 3, 14)).collect()
+```
+
+pyarrow:
+
+```python
+import datetime
+import pyarrow as pa, pyarrow.dataset as ds
+limits = ds.dataset("<published>/limit_updates", format="parquet",
+                    partitioning=ds.partitioning(pa.schema([("dt", pa.date32())]), flavor="hive"))
+limits.to_table(filter=ds.field("dt") == pa.scalar(datetime.date(2026, 3, 14)))
+```
+
+### The BI catalog: `<published>/catalog.duckdb`
+
+A small DuckDB file with one view per table (over the Parquet files, so it always shows the
+latest partitions), a `tables` table with each table's grain and description, a
+`table_columns` table with this dictionary, and column comments. It is separate from the
+warehouse, so a BI tool can keep it open read-only while the nightly run writes.
+
+The views hold paths **relative to the published folder**, so the folder can be moved, copied
+or mounted anywhere; tell DuckDB where it is with the `file_search_path` setting (or start in
+that folder). Without it a query fails with "No files found that match the pattern".
+
+```sh
+cd <published> && duckdb -readonly catalog.duckdb
+# or from anywhere:
+duckdb -readonly -cmd "SET file_search_path = '<published>'" <published>/catalog.duckdb
+```
+
+```sql
+-- from an existing DuckDB session
+ATTACH '<published>/catalog.duckdb' AS credit (READ_ONLY);
+SET file_search_path = '<published>';
+select * from credit.tables;
+```
+
+```python
+con = duckdb.connect("<published>/catalog.duckdb", read_only=True)
+con.execute("SET file_search_path = '<published>'")
+# DuckDB 2.0 also takes it as a connection option (1.x clients refuse it there):
+duckdb.connect("<published>/catalog.duckdb", read_only=True,
+               config={"file_search_path": "<published>"})
+# SQLAlchemy URL (duckdb_engine, e.g. Superset), <published> being an absolute path:
+# duckdb:///<published>/catalog.duckdb?access_mode=read_only&file_search_path=<published>
+```
+
+The file is written in DuckDB's v1.0 storage format, so BI tools bundling DuckDB 1.x open
+it too. `creditflow.bi_catalog.write_catalog(<published>)` rebuilds it (atomically, while
+readers keep it open); new partitions and added columns need no rebuild, a table publishing
+its first partition does (until then its view is empty, with the documented columns).
+
+Notes for BI tools: `reason_codes` is a list of strings and `runs.input_files` a list of
+structs (tools without nested types can `unnest` them or use `array_to_string`);
+`runs.row_counts` and `runs.durations` are JSON text; `data_quality.check` must be quoted
+(`"check"`); `runs` keeps every attempt of a date, the latest is the highest `attempt`.
+"""
+
+
+def _cell(text: str) -> str:
+    # "<reason>" would be read as an HTML tag and vanish; "pd < 0.01" is left as it is
+    text = re.sub(r"<(?=[A-Za-z/])", "&lt;", text)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_table(table: Table) -> str:
+    lines = [
+        f"## {table.name}",
+        "",
+        table.description,
+        "",
+        f"- Grain: {table.grain}.",
+        f"- Partitions: {table.partitions}.",
+        f"- Defined in: {table.source}.",
+        "",
+        "| column | type | unit | contract | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for c in table.columns:
+        lines.append(
+            f"| `{c.name}` | `{_cell(c.type)}` | {_cell(c.unit)} | {'yes' if c.contract else ''} | {_cell(c.meaning)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown() -> str:
+    """The whole data dictionary page (deterministic: no dates or host paths in it)."""
+    index = [
+        "## Tables",
+        "",
+        "| table | grain | description |",
+        "|---|---|---|",
+        *[f"| [{t.name}](#{t.name}) | {_cell(t.grain)} | {_cell(t.description)} |" for t in TABLES],
+        "",
+    ]
+    return "\n".join([INTRO, *index, *(render_table(t) for t in TABLES)])
+
+
+def write_markdown(path: Path | None = None) -> Path:
+    """Write ``render_markdown()`` to ``docs/data_dictionary.md`` (or ``path``)."""
+    target = path or DOC_PATH
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_markdown(), encoding="utf-8")
+    return target
