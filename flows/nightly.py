@@ -32,7 +32,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from creditflow import runs
-from creditflow.bi_catalog import write_catalog
+from creditflow.bi_catalog import refresh_catalog
 from creditflow.catalog import clear_staging, publication_batch
 from creditflow.delinquency import run_ledger
 from creditflow.ingest import ingest, load_id_for
@@ -286,7 +286,7 @@ def run_night(
     record.durations = night.durations
     night.later_dates_changed = _end(settings, record)
     # BI tools attach this read-only; rebuilt each night so a table's first partition shows up
-    write_catalog(settings.published_dir)
+    refresh_catalog(settings.published_dir)
     if report:
         # the night is published and recorded; a report that cannot be drawn is logged, not fatal
         try:
