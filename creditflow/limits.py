@@ -20,6 +20,7 @@ import xgboost as xgb
 
 from creditflow.catalog import PublishedPartition, publish_partition
 from creditflow.models.dataset import population
+from creditflow.models.recipe import predict
 from creditflow.models.registry import Registry
 from creditflow.models.scoring import points, reason_codes, reference_contributions
 from creditflow.policy import LimitPolicy, load_policy
@@ -99,7 +100,7 @@ def _scores(
             f"champion {champion.version} expects features {champion.names}; "
             f"the warehouse gives {frame.names}: retrain, or roll back to a matching model"
         )
-    pd_ = champion.booster.predict(xgb.DMatrix(frame.x, feature_names=frame.names))
+    pd_ = predict(champion.booster, frame.x, frame.names)
     ids = frame.customer_id.astype(str)
     return pl.DataFrame({"customer_id": ids, "pd": pd_.astype(float)}), frame.x, ids
 

@@ -157,13 +157,14 @@ def score_population(
 ) -> pl.DataFrame:
     """Every customer known on the date: pd, points and grade from the model (no reason codes)."""
     from creditflow.models.dataset import population
+    from creditflow.models.recipe import predict
 
     frame = population(con, observation_date)
     if frame.names != names:
         raise ValueError(
             f"the model expects features {names[:3]}..., the warehouse gives {frame.names[:3]}..."
         )
-    pd_ = booster.predict(xgb.DMatrix(frame.x, feature_names=names))
+    pd_ = predict(booster, frame.x, names)
     return pl.DataFrame(
         {
             "customer_id": frame.customer_id,

@@ -122,6 +122,8 @@ def train_challenger(
         "trained_as_of": as_of,
         "features": {"names": train.names, "monotone": train.monotone},
         "recipe": {**asdict(recipe), "best_iteration": info["best_iteration"]},
+        # pd = sigmoid(a x margin + b), fitted on the validation slice (models/recipe.py)
+        "platt": {"a": info["calibration_a"], "b": info["calibration_b"]},
         "label": {"window_days": LABEL_WINDOW_DAYS, "dpd_threshold": LABEL_DPD_THRESHOLD},
         "windows": {
             "train_start": train_dates[0],
