@@ -518,6 +518,34 @@ def report(ctx: typer.Context, business_date: BusinessDate) -> None:
 
 
 @app.command()
+def verify(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Read every published table as BI tools do (DuckDB, Polars, pyarrow) and check it against
+    the data dictionary: columns, types, equal rows, one part-0.parquet per date, no stray files."""
+    from creditflow.verify_outputs import verify as verify_published
+
+    published = _settings(ctx).published_dir
+    if not published.is_dir():
+        raise _fail(f"nothing published at {published}")
+    with console.status(f"reading {published}"):
+        checks, top = verify_published(published)
+    failed = top + [f"{c.table}: {p}" for c in checks for p in c.problems]
+    if as_json:
+        typer.echo(json.dumps({"tables": [dataclasses.asdict(c) for c in checks], "problems": failed}, indent=2))  # fmt: skip
+    else:
+        table = Table("table", "partitions", "rows", "readers agree with the dictionary", title=f"published: {published}")  # fmt: skip
+        for c in checks:
+            table.add_row(c.table, f"{c.partitions:,}", f"{c.rows:,}", "[red]no[/]" if c.problems else "[green]yes[/]")  # fmt: skip
+        console.print(table)
+        for problem in failed:
+            console.print(f"[red]{problem}[/]", soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def serve(
     ctx: typer.Context,
     cron: Annotated[str, typer.Option(help="When to run, in --timezone.")] = "0 2 * * *",

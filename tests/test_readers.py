@@ -21,64 +21,31 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from creditflow import dictionary
-from creditflow.bi_catalog import CATALOG_FILE, STORAGE_VERSION, table_glob, write_catalog
+from creditflow.bi_catalog import CATALOG_FILE, STORAGE_VERSION, write_catalog
 from creditflow.catalog import PART_FILE, STAGING_DIR, publish_partition
 from creditflow.dictionary import TABLE_BY_NAME, TABLES, render_markdown
 from creditflow.runs import lock_path, run_lock
 from creditflow.settings import Settings
+from creditflow.verify_outputs import (  # one definition, shared with `creditflow verify`
+    ARROW,
+    OTHER_ENTRIES,
+    POLARS,
+    arrow_dataset,
+    duckdb_read,
+    verify,
+)
 
 # the tests sharing the published_book fixture run on one worker, so it is built once
 pytestmark = pytest.mark.xdist_group("published_book")
 
+
 FIRST = date(2026, 3, 1)  # the published_book fixture: 14 nights from here
 DATES = [FIRST + timedelta(days=i) for i in range(14)]
 NAMES = [t.name for t in TABLES]
-# what may sit at the top of the published folder besides the table folders
-OTHER_ENTRIES = {STAGING_DIR, "data_docs", "_reports", CATALOG_FILE}
-
-RUNS_INPUT_FILES = 'STRUCT(file VARCHAR, sha256 VARCHAR, "rows" BIGINT)[]'
-# the dictionary's (DuckDB) type names as the other readers spell them
-ARROW: dict[str, pa.DataType] = {
-    "VARCHAR": pa.string(),
-    "DATE": pa.date32(),
-    "DECIMAL(18,2)": pa.decimal128(18, 2),
-    "DOUBLE": pa.float64(),
-    "BIGINT": pa.int64(),
-    "INTEGER": pa.int32(),
-    "BOOLEAN": pa.bool_(),
-    "VARCHAR[]": pa.list_(pa.string()),
-    # instants are stored adjusted to UTC; DuckDB shows them in the session time zone
-    "TIMESTAMP WITH TIME ZONE": pa.timestamp("us", tz="UTC"),
-    RUNS_INPUT_FILES: pa.list_(
-        pa.struct([("file", pa.string()), ("sha256", pa.string()), ("rows", pa.int64())])
-    ),
-}
-POLARS: dict[str, pl.DataType] = {
-    "VARCHAR": pl.String(),
-    "DATE": pl.Date(),
-    "DECIMAL(18,2)": pl.Decimal(18, 2),
-    "DOUBLE": pl.Float64(),
-    "BIGINT": pl.Int64(),
-    "INTEGER": pl.Int32(),
-    "BOOLEAN": pl.Boolean(),
-    "VARCHAR[]": pl.List(pl.String),
-    "TIMESTAMP WITH TIME ZONE": pl.Datetime("us", "UTC"),
-    RUNS_INPUT_FILES: pl.List(
-        pl.Struct({"file": pl.String, "sha256": pl.String, "rows": pl.Int64})
-    ),
-}
-
-
-def duckdb_read(published: Path, table: str) -> str:
-    path = str(published / table_glob(table)).replace("'", "''")
-    return (
-        f"read_parquet('{path}', hive_partitioning = true, hive_types = {{'dt': DATE}}, "
-        "union_by_name = true)"
-    )
 
 
 def row_counts(published: Path) -> dict[str, int]:
@@ -90,14 +57,6 @@ def row_counts(published: Path) -> dict[str, int]:
         }
     finally:
         con.close()
-
-
-def arrow_dataset(published: Path, table: str) -> ds.Dataset:
-    return ds.dataset(
-        published / table,
-        format="parquet",
-        partitioning=ds.partitioning(pa.schema([("dt", pa.date32())]), flavor="hive"),
-    )
 
 
 # --- the dictionary on its own (no published data needed) --------------------------------------
@@ -443,3 +402,21 @@ def test_a_table_without_partitions_gets_an_empty_typed_view(tmp_path: Path) -> 
     assert sorted(p.name for p in published.iterdir()) == sorted(
         [CATALOG_FILE, STAGING_DIR, "data_quality"]
     )
+
+
+def test_verify_command_checks_a_published_area(published_book: Settings, tmp_path: Path) -> None:
+    """`creditflow verify` passes on a real backfill and names a stray file and a wrong type."""
+    checks, top = verify(published_book.published_dir)
+    assert top == [] and all(c.problems == [] for c in checks)
+    assert {c.table: c.partitions for c in checks}["limit_updates"] == len(DATES)
+    broken = tmp_path / "published"
+    shutil.copytree(published_book.published_dir, broken)
+    (broken / "limit_updates" / f"dt={DATES[0]}" / "part-1.parquet").write_bytes(b"")
+    day = broken / "vintage" / f"dt={DATES[1]}" / "part-0.parquet"
+    rows = pq.read_table(day)  # money written as a float by some other tool
+    at = rows.schema.get_field_index("principal")
+    pq.write_table(rows.set_column(at, "principal", rows["principal"].cast(pa.float64())), day)
+    checks, _ = verify(broken)
+    problems = {c.table: c.problems for c in checks}
+    assert any("stray entry" in p and "part-1.parquet" in p for p in problems["limit_updates"])
+    assert problems["vintage"]
