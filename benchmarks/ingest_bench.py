@@ -103,8 +103,17 @@ def child(step: str, root: Path) -> None:
     seconds = (
         step_ingest(root) if step == "ingest" else step_bare(root, on_disk=step == "bare_disk")
     )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"step": step, "seconds": seconds, "peak_mib": peak}))
+    print(json.dumps({"step": step, "seconds": seconds, "peak_mib": peak_rss_mib()}))
+
+
+def peak_rss_mib() -> float:
+    """This process's own peak RSS. Not ru_maxrss: Linux carries it over from the parent
+    through fork and exec, so a child of the (large) preparing parent would report the
+    parent's peak. VmHWM belongs to the process's own address space."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
 
 
 def main() -> None:
