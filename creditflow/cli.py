@@ -563,7 +563,16 @@ def serve(
         f"serving [bold]nightly/{name}[/] on cron '{cron}' ({timezone}); Ctrl-C stops serving",
         soft_wrap=True,
     )
-    serve_nightly(_overrides(_settings(ctx)), cron=cron, timezone=timezone, name=name)
+    # absolute paths: the deployment's parameters must mean the same wherever a run executes
+    settings = _settings(ctx)
+    absolute = settings.model_copy(
+        update={
+            k: getattr(settings, k).resolve()
+            for k in ("home", "landing", "warehouse", "published", "models")
+        }
+        | ({"policy_file": settings.policy_file.resolve()} if settings.policy_file else {})
+    )
+    serve_nightly(_overrides(absolute), cron=cron, timezone=timezone, name=name)
 
 
 @app.command()
