@@ -212,11 +212,10 @@ def _locked(ctx: typer.Context, holder: str) -> AbstractContextManager[None]:
     return run_lock(_settings(ctx), holder)
 
 
-def _has_table(con: object, name: str) -> bool:
-    import duckdb
-
-    assert isinstance(con, duckdb.DuckDBPyConnection)
-    return bool(con.sql(f"select 1 from duckdb_tables() where table_name = '{name}'").fetchall())
+def _echo_json_lines(rows: list[dict]) -> None:
+    """One JSON object per line, for scripts (`--json` on listing commands)."""
+    for row in rows:
+        typer.echo(json.dumps(row, default=str))
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -318,8 +317,7 @@ def quarantine(
     except WarehouseBusy as exc:
         raise _fail(str(exc)) from exc
     if as_json:
-        for row in rows:
-            typer.echo(json.dumps(row, default=str))
+        _echo_json_lines(rows)
         return
     table = Table(
         "extract", "row", "line", "key", "failed rules", title=f"quarantine {day}: {len(rows)} rows"
@@ -471,14 +469,14 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List the latest runs: date, run id, status, model, code version, duration."""
-    from creditflow.warehouse import WarehouseBusy, open_warehouse
+    from creditflow.warehouse import WarehouseBusy, has_table, open_warehouse
 
     settings = _settings(ctx)
     if not settings.warehouse_path.exists():
         raise _fail(f"no warehouse at {settings.warehouse_path}; nothing has run yet")
     try:
         with open_warehouse(settings.warehouse_path, read_only=True, wait_seconds=30) as con:
-            if not _has_table(con, "runs"):
+            if not has_table(con, "runs"):
                 raise _fail("no runs yet: run creditflow run or backfill first")
             rel = con.sql(
                 """select run_date, attempt, run_id, trigger, status, model_version, code_version,
@@ -490,8 +488,7 @@ def list_runs(
     except WarehouseBusy as exc:
         raise _fail(str(exc)) from exc
     if as_json:
-        for row in rows:
-            typer.echo(json.dumps(row, default=str))
+        _echo_json_lines(rows)
         return
     table = Table(title=f"latest runs in {settings.warehouse_path}")
     for col in ("date", "#", "run id", "trigger", "status", "model", "code", "s", "error"):
@@ -686,10 +683,10 @@ def _effective(settings: Settings, given: datetime | None) -> date | None:
         return _parse_date(given)
     if not settings.warehouse_path.exists():
         return None
-    from creditflow.warehouse import open_warehouse
+    from creditflow.warehouse import has_table, open_warehouse
 
     with open_warehouse(settings.warehouse_path, read_only=True) as con:
-        if not con.sql("select 1 from duckdb_tables() where table_name = 'runs'").fetchall():
+        if not has_table(con, "runs"):
             return None
         latest = con.sql("select max(run_date) from runs where status = 'SUCCESS'").fetchall()
     return latest[0][0] + timedelta(days=1) if latest[0][0] else None
@@ -811,7 +808,7 @@ def limits_explain(
 ) -> None:
     """Show how a customer's limit was reached: inputs, each rule in order, the binding one."""
     from creditflow.limits import explain
-    from creditflow.warehouse import WarehouseBusy, open_warehouse
+    from creditflow.warehouse import WarehouseBusy, has_table, open_warehouse
 
     settings = _settings(ctx)
     day = _parse_date(business_date) if business_date else None
@@ -819,7 +816,7 @@ def limits_explain(
         raise _fail(f"no warehouse at {settings.warehouse_path}; run creditflow run first")
     try:
         with open_warehouse(settings.warehouse_path, read_only=True, wait_seconds=30) as con:
-            if not _has_table(con, "limit_decisions"):
+            if not has_table(con, "limit_decisions"):
                 raise _fail("no limits decided yet: run creditflow run or backfill first")
             found = explain(con, customer_id, day)
     except WarehouseBusy as exc:

@@ -19,10 +19,9 @@ import polars as pl
 import xgboost as xgb
 
 from creditflow.catalog import PublishedPartition, publish_partition
-from creditflow.models.dataset import population
-from creditflow.models.recipe import predict
+from creditflow.models.dataset import Frame, population
 from creditflow.models.registry import Registry
-from creditflow.models.scoring import points, reason_codes, reference_contributions
+from creditflow.models.scoring import reason_codes, reference_contributions, score_population
 from creditflow.policy import LimitPolicy, load_policy
 from creditflow.settings import Settings
 from creditflow.transforms.ledger import ensure_ledger_schema, sql
@@ -88,23 +87,6 @@ def ensure_limits_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DECISIONS_DDL)
 
 
-def _scores(
-    con: duckdb.DuckDBPyConnection, d: date, champion: Champion | None
-) -> tuple[pl.DataFrame, np.ndarray | None, np.ndarray | None]:
-    """pd per customer (empty without a champion), and the feature matrix for reason codes."""
-    if champion is None:
-        return pl.DataFrame(schema={"customer_id": pl.String, "pd": pl.Float64}), None, None
-    frame = population(con, d)
-    if frame.names != champion.names:
-        raise ValueError(
-            f"champion {champion.version} expects features {champion.names}; "
-            f"the warehouse gives {frame.names}: retrain, or roll back to a matching model"
-        )
-    pd_ = predict(champion.booster, frame.x, frame.names)
-    ids = frame.customer_id.astype(str)
-    return pl.DataFrame({"customer_id": ids, "pd": pd_.astype(float)}), frame.x, ids
-
-
 # Adverse actions the model drove: their reasons are the features that pushed the risk up.
 MODEL_RULES = ("band", "expected_loss", "model.freeze", "change.outstanding_floor")
 # Adverse actions a rule drove: their reason is the rule, in plain words.
@@ -123,7 +105,7 @@ RULE_REASONS = {
 
 
 def _with_reasons(
-    decided: pl.DataFrame, champion: Champion | None, x: np.ndarray | None, ids: np.ndarray | None
+    decided: pl.DataFrame, champion: Champion | None, frame: Frame | None, pd_: np.ndarray | None
 ) -> tuple[pl.DataFrame, int]:
     """reason_codes for every DECREASE and FREEZE: the model's features where the model drove
     it, the rule's plain reason otherwise; empty for the other actions. Exact contributions
@@ -141,16 +123,17 @@ def _with_reasons(
             ).alias("reason_codes"),
         )
     ]
-    if champion is not None and x is not None and ids is not None and wanted.height:
-        index = pl.DataFrame({"customer_id": ids, "row": np.arange(len(ids))})
+    if champion is not None and frame is not None and pd_ is not None and wanted.height:
+        x = frame.x
+        index = pl.DataFrame(
+            {"customer_id": frame.customer_id.astype(str), "row": np.arange(len(x))}
+        )
         rows = wanted.join(index, on="customer_id", how="left", maintain_order="left")["row"]
         if rows.null_count():
             raise AssertionError("a scored customer is missing from the feature matrix")
         # relative to the safest tenth of tonight's customers, so that every customer riskier
         # than them has at least one reason (contributions against the bias may all be negative)
-        reference = reference_contributions(
-            champion.booster, x, champion.names, decided_pd(decided, ids)
-        )
+        reference = reference_contributions(champion.booster, x, champion.names, pd_)
         codes = reason_codes(
             champion.booster, x[rows.to_numpy()], champion.names, reference=reference
         )
@@ -166,34 +149,28 @@ def _with_reasons(
     ), wanted.height
 
 
-def decided_pd(decided: pl.DataFrame, ids: np.ndarray) -> np.ndarray:
-    """pd in the order of the feature matrix's rows."""
-    order = pl.DataFrame({"customer_id": ids}).join(
-        decided.select("customer_id", "pd"), on="customer_id", how="left", maintain_order="left"
-    )
-    return order["pd"].to_numpy()
-
-
 def evaluate_limits(
     con: duckdb.DuckDBPyConnection,
     d: date,
     policy: LimitPolicy,
     champion: Champion | None,
     run_id: str,
+    frame: Frame | None = None,
 ) -> tuple[pl.DataFrame, LimitsResult]:
     """Decide every known customer's limit for the day after ``d``; store the decisions."""
     ensure_limits_schema(con)
     inputs = pl.from_arrow(con.sql(sql("limit_inputs"), params={"d": d}).to_arrow_table())
     assert isinstance(inputs, pl.DataFrame)
-    scores, x, ids = _scores(con, d, champion)
+    scores = pl.DataFrame(schema={"customer_id": pl.String, "pd": pl.Float64, "score": pl.Int32})
+    if champion is not None:
+        frame = frame if frame is not None else population(con, d)
+        scores = score_population(con, d, champion.booster, champion.names, frame).drop("risk_grade")  # fmt: skip
     inputs = inputs.join(scores, on="customer_id", how="left")
     decided = decide(inputs, d, policy)
 
-    decided, computed = _with_reasons(decided, champion, x, ids)
-    pd_ = decided["pd"].to_numpy()
-    score = np.where(np.isnan(pd_), np.nan, points(np.nan_to_num(pd_, nan=0.5)))
+    pd_ = scores["pd"].to_numpy() if champion is not None else None  # in the frame's row order
+    decided, computed = _with_reasons(decided, champion, frame, pd_)
     decided = decided.with_columns(
-        pl.Series("score", score).fill_nan(None).cast(pl.Int32),
         pl.lit(d).alias("dt"),
         pl.lit(champion.version if champion else None, pl.String).alias("model_version"),
         pl.lit(d + timedelta(days=1)).alias("effective_from"),
@@ -247,13 +224,21 @@ def publish_limits(
     return publish_partition(limit_updates(con, d), published_dir, "limit_updates", d)
 
 
-def run_limits(settings: Settings, d: date, *, run_id: str | None = None) -> LimitsResult:
-    """Score and decide with the champion (or the starter rule) and publish limit_updates."""
+def run_limits(
+    settings: Settings,
+    d: date,
+    *,
+    run_id: str | None = None,
+    policy: LimitPolicy | None = None,
+    frame: Frame | None = None,
+) -> LimitsResult:
+    """Score and decide with the champion in force on ``d`` (or the starter rule), publish
+    limit_updates. The nightly run passes the policy it recorded and the features it built."""
     run_id = run_id or f"limits-{d.isoformat()}"
-    policy = load_policy(settings.policy_file)
+    policy = policy or load_policy(settings.policy_file)
     champion = Champion.load(Registry(settings.models_dir), d)
     with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
-        _, result = evaluate_limits(con, d, policy, champion, run_id)
+        _, result = evaluate_limits(con, d, policy, champion, run_id, frame)
         part = publish_limits(con, d, settings.published_dir)
     return replace(result, published=part)
 

@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 
 from creditflow.catalog import PublishedPartition, publish_partition
-from creditflow.models.dataset import like_training, population
+from creditflow.models.dataset import Frame, like_training, population
 from creditflow.models.metrics import psi_against
 from creditflow.models.monitoring import RetrainPolicy, retrain_due
 from creditflow.models.recipe import predict
@@ -69,14 +69,18 @@ def gate_from(settings: Settings) -> Gate:
 
 
 def tonight_psi(
-    con: duckdb.DuckDBPyConnection, d: date, registry: Registry, champion: str | None
+    con: duckdb.DuckDBPyConnection,
+    d: date,
+    registry: Registry,
+    champion: str | None,
+    frame: Frame | None = None,
 ) -> float | None:
     """Tonight's scores of customers like the training ones against the training scores."""
     if champion is None:
         return None
     booster, card = registry.load(champion)
     bins = card.get("score_bins")
-    frame = population(con, d)
+    frame = frame if frame is not None else population(con, d)
     if bins is None or frame.names != card["features"]["names"] or len(frame.customer_id) == 0:
         return None
     mask = like_training(frame)
@@ -97,8 +101,11 @@ def _log(
         )  # fmt: skip
 
 
-def retrain_if_due(settings: Settings, d: date, *, run_id: str) -> RetrainOutcome:
-    """The nightly step: train a challenger when due (weekly, on drift, or without a champion)."""
+def retrain_if_due(
+    settings: Settings, d: date, *, run_id: str, frame: Frame | None = None
+) -> RetrainOutcome:
+    """The nightly step: train a challenger when due (weekly, on drift, or without a champion).
+    ``frame``: tonight's features, when the night already built them."""
     registry = Registry(settings.models_dir)
     champion = registry.champion_before(d)  # tonight's own decision is not yet taken
     policy = RetrainPolicy(settings.retrain_every_days, settings.retrain_psi)
@@ -107,7 +114,7 @@ def retrain_if_due(settings: Settings, d: date, *, run_id: str) -> RetrainOutcom
         rows = con.execute(
             "select max(dt) from training_log where dt < $d and model_version is not null", {"d": d}
         ).fetchall()
-        psi_now = tonight_psi(con, d, registry, champion)
+        psi_now = tonight_psi(con, d, registry, champion, frame)
         due, why = retrain_due(
             d, champion=champion, last_trained=rows[0][0], tonight_psi=psi_now, policy=policy
         )

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from creditflow.models.registry import Registry
 from creditflow.settings import Settings
+from creditflow.transforms.reports import bucket_mix
 from creditflow.warehouse import open_warehouse
 
 
@@ -43,13 +44,7 @@ def demo_summary(console: Console, settings: Settings, last: date) -> None:
         )
 
     with open_warehouse(settings.warehouse_path, read_only=True) as con:
-        buckets = con.execute(
-            """select bucket, count(*), sum(outstanding_principal),
-                      sum(outstanding_principal) / sum(sum(outstanding_principal)) over ()
-               from loan_daily where dt = $d and outstanding_principal > 0
-               group by bucket order by bucket""",
-            {"d": last},
-        ).fetchall()
+        buckets = bucket_mix(con, last)
         actions = con.execute(
             """select action, count(*) filter (where dt = $d), count(*)
                from limit_decisions group by action

@@ -82,6 +82,15 @@ def open_warehouse(
         con.close()
 
 
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the table exists (read-only connections cannot create it to find out)."""
+    return bool(
+        con.sql(
+            "select 1 from duckdb_tables() where table_name = $name", params={"name": name}
+        ).fetchall()
+    )
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """All statements inside commit together or not at all."""

@@ -37,15 +37,17 @@ from creditflow.catalog import clear_staging, publication_batch
 from creditflow.delinquency import run_ledger
 from creditflow.ingest import ingest, load_id_for
 from creditflow.landing import Delivery, open_delivery
-from creditflow.limits import Champion, evaluate_limits, publish_limits
+from creditflow.limits import run_limits
 from creditflow.modeling import RetrainOutcome, retrain_if_due
+from creditflow.models.dataset import Frame, population
 from creditflow.models.registry import Registry
 from creditflow.policy import LimitPolicy, load_policy
 from creditflow.report import write_report
 from creditflow.settings import BUSINESS_TZ, Settings, load_settings
+from creditflow.transforms.reports import bucket_mix
 from creditflow.transforms.rules import RULES_VERSION
 from creditflow.versioning import code_version
-from creditflow.warehouse import open_warehouse
+from creditflow.warehouse import has_table, open_warehouse
 
 SHANGHAI = ZoneInfo(BUSINESS_TZ)
 
@@ -97,23 +99,35 @@ def ledger_task(settings: Settings, d: date, run_id: str) -> dict[str, Any]:
     return {"active_loans": result.ledger.active_loans, "published": result.rows}
 
 
+@task(name="features", cache_policy=NO_CACHE)
+def features_task(settings: Settings, d: date) -> Frame:
+    """Tonight's model input, built once: the drift check and the scoring both read it."""
+    with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
+        return population(con, d)
+
+
+def _keep(holder: list[Frame], frame: Frame) -> dict[str, int]:
+    holder.append(frame)
+    return {"customers": len(frame.customer_id), "features": len(frame.names)}
+
+
 @task(name="retrain when due", cache_policy=NO_CACHE)
-def retrain_task(settings: Settings, d: date, run_id: str) -> RetrainOutcome:
-    return retrain_if_due(settings, d, run_id=run_id)
+def retrain_task(settings: Settings, d: date, run_id: str, frame: Frame) -> RetrainOutcome:
+    return retrain_if_due(settings, d, run_id=run_id, frame=frame)
 
 
 @task(name="score and limits", **IO_RETRIES)
-def limits_task(settings: Settings, d: date, run_id: str, policy: LimitPolicy) -> dict[str, Any]:
-    champion = Champion.load(Registry(settings.models_dir), d)
-    with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
-        _, result = evaluate_limits(con, d, policy, champion, run_id)
-        part = publish_limits(con, d, settings.published_dir)
+def limits_task(
+    settings: Settings, d: date, run_id: str, policy: LimitPolicy, frame: Frame
+) -> dict[str, Any]:
+    result = run_limits(settings, d, run_id=run_id, policy=policy, frame=frame)
+    assert result.published is not None
     return {
         "model_version": result.model_version,
         "customers": result.customers,
         "actions": result.actions,
         "reasons_computed": result.reasons_computed,
-        "published": {part.table: part.rows},
+        "published": {result.published.table: result.published.rows},
     }
 
 
@@ -263,13 +277,15 @@ def run_night(
     logger.info("run %s for %s (previous %s)", record.run_id, d, record.previous_run_id)
     night = NightResult(run_id=record.run_id, run_date=d, status="RUNNING")
     step = "ingest"
+    built: list[Frame] = []  # tonight's features, kept out of the run's summary
     try:
         with publication_batch():
             for step, call in (
                 ("ingest", lambda: ingest_task.with_options(task_run_name=f"ingest {d}")(settings, d, record.run_id, data_docs)),
                 ("ledger", lambda: ledger_task.with_options(task_run_name=f"ledger {d}")(settings, d, record.run_id)),
-                ("retrain", lambda: retrain_task.with_options(task_run_name=f"retrain when due {d}")(settings, d, record.run_id)),
-                ("limits", lambda: limits_task.with_options(task_run_name=f"score and limits {d}")(settings, d, record.run_id, policy)),
+                ("features", lambda: _keep(built, features_task.with_options(task_run_name=f"features {d}")(settings, d))),
+                ("retrain", lambda: retrain_task.with_options(task_run_name=f"retrain when due {d}")(settings, d, record.run_id, built[0])),
+                ("limits", lambda: limits_task.with_options(task_run_name=f"score and limits {d}")(settings, d, record.run_id, policy, built[0])),
             ):  # fmt: skip
                 t0 = time.perf_counter()
                 night.steps[step] = call()
@@ -302,6 +318,7 @@ def _row_counts(steps: dict[str, Any]) -> dict[str, dict[str, int]]:
         "ingest": {f"{k}_loaded": v for k, v in ingest_rows["rows_loaded"].items()}
         | {f"{k}_quarantined": v for k, v in ingest_rows["rows_quarantined"].items()},
         "ledger": {"active_loans": steps["ledger"]["active_loans"], **steps["ledger"]["published"]},
+        "features": steps["features"],
         "limits": {"customers": steps["limits"]["customers"], **steps["limits"]["published"]},
     }
     retrain: RetrainOutcome = steps["retrain"]
@@ -337,12 +354,7 @@ def _artifacts(settings: Settings, night: NightResult) -> None:
                from data_quality where dt = $d order by extract, "check" """,
             {"d": d},
         ).fetchall()
-        buckets = con.execute(
-            """select bucket, count(*) as accounts, sum(outstanding_principal) as balance
-               from loan_daily where dt = $d and outstanding_principal > 0
-               group by bucket order by bucket""",
-            {"d": d},
-        ).fetchall()
+        buckets = bucket_mix(con, d)
     model_line = (
         f"trained {retrain.run.model_version}: AUC {retrain.run.auc or float('nan'):.3f}, "
         f"{'promoted' if retrain.run.promoted else 'not promoted'} ({retrain.run.decision_reason})"
@@ -399,7 +411,10 @@ def _artifacts(settings: Settings, night: NightResult) -> None:
     )
     create_table_artifact(
         key="delinquency-buckets",
-        table=[{"bucket": b, "accounts": n, "balance": str(bal)} for b, n, bal in buckets],
+        table=[
+            {"bucket": b, "accounts": n, "balance": str(bal), "share": f"{share:.1%}"}
+            for b, n, bal, share in buckets
+        ],
         description=f"delinquency buckets {key}",
     )
 
@@ -422,9 +437,7 @@ def plan(settings: Settings, start: date, end: date, reprocess: Reprocess) -> li
         with open_warehouse(
             settings.warehouse_path, read_only=True, wait_seconds=STEP_WAIT_SECONDS
         ) as con:
-            if con.execute(
-                "select count(*) from duckdb_tables() where table_name = 'runs'"
-            ).fetchall()[0][0]:
+            if has_table(con, "runs"):
                 status = runs.date_status(con)
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     if reprocess is Reprocess.all:

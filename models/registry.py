@@ -109,8 +109,18 @@ class Registry:
         ``excluding`` leaves out a version (a challenger is never compared with itself when
         its date is rerun). An undated entry, from an older registry, counts from the start.
         """
+        return self._in_force(self._pointer()["history"], as_of, excluding, at_start)
+
+    @classmethod
+    def _in_force(
+        cls,
+        history: list[dict],
+        as_of: date | None = None,
+        excluding: str | None = None,
+        at_start: bool = False,
+    ) -> str | None:
         chosen = None
-        for effective, _, entry in self._ordered(self._pointer()["history"]):
+        for effective, _, entry in cls._ordered(history):
             if as_of is not None and effective > as_of:
                 continue
             if entry["version"] == excluding:
@@ -169,8 +179,6 @@ class Registry:
         return earlier[-1]
 
     def _write(self, pointer: dict) -> None:
-        pointer["champion"] = None  # recomputed below, for people reading the file
+        pointer["champion"] = self._in_force(pointer["history"])  # for people reading the file
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.root / CHAMPION, json.dumps(pointer, indent=2) + "\n")
-        pointer["champion"] = self.champion()
         _write_atomic(self.root / CHAMPION, json.dumps(pointer, indent=2) + "\n")

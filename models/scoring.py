@@ -18,6 +18,8 @@ import numpy as np
 import polars as pl
 import xgboost as xgb
 
+from creditflow.models.dataset import Frame
+
 BASE_POINTS = 600.0
 BASE_ODDS = 50.0
 PDO = 20.0
@@ -153,23 +155,29 @@ def reason_codes(
 
 
 def score_population(
-    con: duckdb.DuckDBPyConnection, observation_date: date, booster: xgb.Booster, names: list[str]
+    con: duckdb.DuckDBPyConnection,
+    observation_date: date,
+    booster: xgb.Booster,
+    names: list[str],
+    frame: Frame | None = None,
 ) -> pl.DataFrame:
-    """Every customer known on the date: pd, points and grade from the model (no reason codes)."""
+    """Every customer known on the date: pd, points and grade from the model (no reason codes),
+    in the order of the feature matrix; ``frame`` when the caller already built the features."""
     from creditflow.models.dataset import population
     from creditflow.models.recipe import predict
 
-    frame = population(con, observation_date)
+    frame = frame if frame is not None else population(con, observation_date)
     if frame.names != names:
         raise ValueError(
-            f"the model expects features {names[:3]}..., the warehouse gives {frame.names[:3]}..."
+            f"the model expects features {names}, the warehouse gives {frame.names}: "
+            "retrain, or roll back to a model that matches"
         )
-    pd_ = predict(booster, frame.x, names)
+    pd_ = predict(booster, frame.x, names).astype(float)
     return pl.DataFrame(
         {
-            "customer_id": frame.customer_id,
-            "pd": pd_.astype(float),
-            "score": points(pd_),
+            "customer_id": frame.customer_id.astype(str),
+            "pd": pd_,
+            "score": points(pd_).astype(np.int32),
             "risk_grade": grades(pd_),
         }
     )

@@ -19,3 +19,15 @@ def report(
     if name not in REPORTS:
         raise ValueError(f"unknown report {name!r}; one of {REPORTS}")
     return con.sql(sql(name), params={"d": business_date, "run_id": run_id})
+
+
+def bucket_mix(con: duckdb.DuckDBPyConnection, business_date: date) -> list[tuple]:
+    """(bucket, accounts, balance, share of balance) of the loans open on the date: the
+    delinquency picture the run artifacts and the demo summary both show."""
+    return con.execute(
+        """select bucket, count(*), sum(outstanding_principal),
+                  sum(outstanding_principal) / sum(sum(outstanding_principal)) over ()
+           from loan_daily where dt = $d and outstanding_principal > 0
+           group by bucket order by bucket""",
+        {"d": business_date},
+    ).fetchall()
