@@ -26,7 +26,7 @@ from creditflow.transforms.rules import RULES, RULES_VERSION, SHANGHAI_DATE
 from creditflow.transforms.staging import Staged, stage
 from creditflow.validation import ValidationSession, check_agreement
 from creditflow.versioning import code_version
-from creditflow.warehouse import ensure_schema, transaction
+from creditflow.warehouse import count_rows, ensure_schema, scalar, transaction
 
 WH = "wh"  # the warehouse, attached to the validation session's database
 
@@ -110,11 +110,12 @@ def ingest(
 
 
 def _already_loaded(con: duckdb.DuckDBPyConnection, business_date: date, load_id: str) -> bool:
-    row = con.execute(
+    latest = scalar(
+        con,
         f"select load_id from {WH}.loads where business_date = $d order by loaded_at desc limit 1",
         {"d": business_date},
-    ).fetchone()
-    return row is not None and row[0] == load_id
+    )
+    return latest == load_id
 
 
 def _record_attempt(
@@ -212,8 +213,8 @@ def _stage_and_validate(
     result = IngestResult(delivery.business_date, load_id, "LOADED", data_docs=docs)
     problems = []
     for name, c in checked.items():
-        loaded = _count(con, f"ok_{name}")
-        quarantined = _count(con, f"q_{name}")
+        loaded = count_rows(con, f"ok_{name}")
+        quarantined = count_rows(con, f"q_{name}")
         result.rows_loaded[name] = loaded
         result.rows_quarantined[name] = quarantined
         quality += _quality_rows(name, c, loaded, quarantined, gx_counts.get(name, {}))
@@ -264,12 +265,6 @@ def _quality_rows(
     missing = c.manifest_rows - loaded - quarantined
     rows.append((name, f"{name}.reconciliation", missing == 0, c.manifest_rows, abs(missing), 0))
     return rows
-
-
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    row = con.execute(f"select count(*) from {table}").fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def _commit(

@@ -82,6 +82,18 @@ def open_warehouse(
         con.close()
 
 
+def scalar(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> object:
+    """The first value of a query's result. Always fetched fully: DuckDB 2.0 keeps a half-read
+    result (``fetchone``) open and refuses the connection's next relation query."""
+    rows = con.execute(query, params or {}).fetchall()
+    return rows[0][0] if rows else None
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Rows in a table or view whose name the code chose (never one read from a file)."""
+    return int(scalar(con, f"select count(*) from {table}"))  # type: ignore[call-overload]
+
+
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether the table exists (read-only connections cannot create it to find out)."""
     return bool(
@@ -179,6 +191,5 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, schema: str = "main") -> None:
     ]
     for sql in statements:
         con.execute(sql)
-    row = con.execute(f"select count(*) from {schema}.schema_info").fetchone()
-    if row is not None and row[0] == 0:
+    if scalar(con, f"select count(*) from {schema}.schema_info") == 0:
         con.execute(f"insert into {schema}.schema_info values ({SCHEMA_VERSION})")

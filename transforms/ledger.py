@@ -25,7 +25,7 @@ from importlib.resources import files
 
 import duckdb
 
-from creditflow.warehouse import transaction
+from creditflow.warehouse import scalar, transaction
 
 EARLIEST = date(1900, 1, 1)
 GRACE_DAYS = 35  # repaid loans stay active this long: bounced auto-debits are reversed days later
@@ -87,12 +87,6 @@ class LedgerResult:
     seconds: float
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> object:
-    # fetch fully: DuckDB 2.0 keeps a half-read result open and refuses the next relation query
-    rows = con.execute(query, params or {}).fetchall()
-    return rows[0][0] if rows else None
-
-
 def ledger_step(
     con: duckdb.DuckDBPyConnection,
     business_date: date,
@@ -104,7 +98,7 @@ def ledger_step(
     t0 = time.perf_counter()
     ensure_ledger_schema(con)
     # the previous *processed* date: loan_daily may have no rows on it (an empty book)
-    prev = _scalar(con, "select max(dt) from ledger_runs where dt < $d", {"d": business_date})
+    prev = scalar(con, "select max(dt) from ledger_runs where dt < $d", {"d": business_date})
     after = prev or EARLIEST
     window = {"after": after, "d": business_date}
     try:
@@ -157,11 +151,11 @@ def ledger_step(
                 f"insert into loan_archive select *, $d from _state where not ({keep})", params
             )
             active = int(
-                _scalar(con, "select count(*) from loan_daily where dt = $d", {"d": business_date})
+                scalar(con, "select count(*) from loan_daily where dt = $d", {"d": business_date})
                 or 0
             )
             archived = int(
-                _scalar(
+                scalar(
                     con,
                     "select count(*) from loan_archive where archived_on = $d",
                     {"d": business_date},
@@ -169,7 +163,7 @@ def ledger_step(
                 or 0
             )
             unscheduled = int(
-                _scalar(
+                scalar(
                     con,
                     # loans delivered in this step's window only: checking every loan ever
                     # delivered each night would grow with history

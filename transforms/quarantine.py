@@ -13,6 +13,7 @@ import duckdb
 
 from creditflow.transforms.rules import Rule, bind
 from creditflow.transforms.staging import Staged, locate
+from creditflow.warehouse import scalar
 
 
 def flag_column(rule: Rule) -> str:
@@ -55,9 +56,9 @@ def route(con: duckdb.DuckDBPyConnection, staged: Staged, rules: list[Rule]) -> 
             f"insert into fail_{name} select _ord, ['{rule.id}'] from _hits anti join fail_{name} using (_ord)"
         )
         con.execute("drop table _hits")
-    clean = con.execute(f"select count(*) = 0 from fail_{name}").fetchone()
+    clean = scalar(con, f"select count(*) = 0 from fail_{name}")
     # a clean file (the usual night) needs no anti-join on millions of rows
-    source = t if clean and clean[0] else f"{t} anti join fail_{name} using (_ord)"
+    source = t if clean else f"{t} anti join fail_{name} using (_ord)"
     con.execute(f"create or replace view ok_{name} as select * from {source}")
     _quarantine_table(con, staged)
     counts = dict(

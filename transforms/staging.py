@@ -17,6 +17,7 @@ import duckdb
 
 from creditflow.contract import Extract
 from creditflow.landing import DeliveryError, ExtractFile
+from creditflow.warehouse import count_rows
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def stage(con: duckdb.DuckDBPyConnection, f: ExtractFile) -> Staged:
         ) where _n > 1
         """
     )
-    duplicate_rows = _count(con, dups)
+    duplicate_rows = count_rows(con, dups)
     if duplicate_rows:
         con.execute(f"delete from {data} where rowid + 1 in (select _ord from {dups})")
     # _ord is the row's position among parsed rows: DuckDB's rowid follows file order for a
@@ -84,8 +85,8 @@ def stage(con: duckdb.DuckDBPyConnection, f: ExtractFile) -> Staged:
         duplicates=dups,
         rejects=rejects,
         shift=shift,
-        parsed_rows=_count(con, table) + duplicate_rows,
-        rejected_rows=_count(con, rejects),
+        parsed_rows=count_rows(con, table) + duplicate_rows,
+        rejected_rows=count_rows(con, rejects),
         duplicate_rows=duplicate_rows,
     )
 
@@ -98,12 +99,6 @@ def locate(staged: Staged, alias: str) -> tuple[str, str]:
     row = f"{alias}._ord + coalesce(s.i, 0)"
     line = f"{row} + 1" if staged.fmt == "csv" else "null::BIGINT"
     return row, line
-
-
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    row = con.execute(f"select count(*) from {table}").fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, f: ExtractFile, table: str, rejects: str) -> None:
