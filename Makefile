@@ -38,8 +38,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every stage against its bare engine, and the whole night, at 10k, 100k and 1M customers
+# (books built outside the repository). Narrow it with e.g. BENCH_ARGS="--scale 100000".
 bench: $(STAMP)
-	$(BIN)/python benchmarks/generate_bench.py
+	$(BIN)/creditflow bench $(BENCH_ARGS)
 
 # Render the Great Expectations suites into transforms/expectations/ after changing a rule.
 suites: $(STAMP)

@@ -610,6 +610,93 @@ def demo(ctx: typer.Context) -> None:
     demo_summary(console, settings, dates[-1])
 
 
+@app.command()
+def bench(
+    scale: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Customers in a measured book (repeat for a sweep). Default: 10,000, 100,000 and 1,000,000."
+        ),
+    ] = None,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where books and results are built, outside the repository (env CREDITFLOW_BENCH_DIR; default: $TMPDIR/creditflow-bench). Books are reused while they are there."
+        ),
+    ] = None,
+    base_customers: Annotated[
+        int,
+        typer.Option(
+            min=1000,
+            help="Customers in the base book that runs every history night for real; scales are multiples of it.",
+        ),
+    ] = 10_000,
+    nights: Annotated[
+        int,
+        typer.Option(
+            min=200, help="History nights before the measured one (a retrain needs about 200)."
+        ),
+    ] = 215,
+    repeat: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Runs per scale; the median is reported. Default: 3 up to 100,000 customers, 1 above.",
+        ),
+    ] = None,
+    retrain_at: Annotated[
+        str,
+        typer.Option(
+            help="Which scales also measure training and a night with a retrain: largest, all or none."
+        ),
+    ] = "largest",
+    execution: Annotated[
+        str,
+        typer.Option(
+            help="Where the measured nights run: local, or as the execution setting (dask, local-cluster)."
+        ),
+    ] = "local",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the JSON and markdown results; default: WORK_DIR/results."),
+    ] = None,
+) -> None:
+    """Measure every stage next to its bare engine, and the whole night, at one or more scales."""
+    import tempfile
+
+    from creditflow.bench import DEFAULT_SCALES, BenchConfig, markdown, run_bench, write_results
+    from creditflow.bench_book import BaseBook
+
+    if retrain_at not in ("largest", "all", "none"):
+        raise _fail(f"--retrain-at must be largest, all or none, not {retrain_at!r}")
+    work = work_dir or Path(
+        os.environ.get("CREDITFLOW_BENCH_DIR") or Path(tempfile.gettempdir()) / "creditflow-bench"
+    )
+    repo = Path(__file__).resolve().parent.parent
+    if work.resolve().is_relative_to(repo):
+        raise _fail(
+            f"{work}: the benchmark writes gigabytes; choose a folder outside the repository"
+        )
+    cfg = BenchConfig(
+        work=work,
+        scales=tuple(scale or DEFAULT_SCALES),
+        book=BaseBook(customers=base_customers, nights=nights),
+        repeat=repeat,
+        retrain_at=retrain_at,
+        execution=execution,
+    )
+    console.print(
+        f"Benchmark in [bold]{work}[/]: scales {', '.join(f'{s:,}' for s in sorted(cfg.scales))} customers; "
+        f"base book {base_customers:,} customers x {nights} nights.",
+        soft_wrap=True,
+    )
+    with console.status("starting") as status:
+        results = run_bench(cfg, progress=lambda text: (status.update(text), console.log(text)))
+    js, md = write_results(results, out or work / "results")
+    console.print(markdown(results), soft_wrap=True)
+    console.print(f"Results: {js}\n         {md}")
+
+
 @model_app.command("train")
 def model_train(ctx: typer.Context, business_date: BusinessDate) -> None:
     """Train a challenger on matured history up to a date, apply the promotion gate, publish model_runs."""

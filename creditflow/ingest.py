@@ -128,23 +128,41 @@ def _record_attempt(
 
 
 def _prepare_references(con: duckdb.DuckDBPyConnection, business_date: date) -> None:
-    """Relations the rules read: what is known as of the date, and what other dates loaded."""
+    """Relations the rules read: what is known as of the date, and what other dates loaded.
+
+    Called after staging. The rules that look back over all history ("unique across all
+    dates", "a reversal names a repayment") only ever match ids that are in today's files,
+    so each view keeps just those: DuckDB then builds its hash table on today's ids and
+    streams the history past it, instead of holding every id ever loaded in memory (at a
+    million customers that is hundreds of millions of transaction ids).
+    """
     con.execute(
         "create or replace table ctx as select $d::DATE as business_date", {"d": business_date}
     )
     d = "(select business_date from ctx)"
     con.execute(
-        f"create or replace view prior_loans as select loan_id from {WH}.loans where dt <> {d}"
+        f"""create or replace view prior_loans as select loan_id from {WH}.loans
+            where dt <> {d} and loan_id in (select loan_id from stg_loans)"""
+    )
+    # one pass over the transaction history serves the three rules that read it (and their
+    # Great Expectations twins): the rows whose ids appear in today's file
+    con.execute(
+        f"""create or replace table history_txns as
+            select txn_id, txn_type, reverses_txn_id, dt from {WH}.transactions
+            where dt <> {d}
+              and (txn_id in (select txn_id from stg_transactions)
+                   or txn_id in (select reverses_txn_id from stg_transactions)
+                   or reverses_txn_id in (select reverses_txn_id from stg_transactions))"""
+    )
+    con.execute("create or replace view prior_txns as select txn_id from history_txns")
+    con.execute(
+        f"""create or replace view prior_installments as select loan_id, installment_no
+            from {WH}.installments
+            where dt <> {d} and loan_id in (select loan_id from stg_installments)"""
     )
     con.execute(
-        f"create or replace view prior_txns as select txn_id from {WH}.transactions where dt <> {d}"
-    )
-    con.execute(
-        f"create or replace view prior_installments as select loan_id, installment_no from {WH}.installments where dt <> {d}"
-    )
-    con.execute(
-        f"""create or replace view prior_reversals as select reverses_txn_id from {WH}.transactions
-            where dt <> {d} and txn_type = 'REVERSAL'"""
+        """create or replace view prior_reversals as select reverses_txn_id from history_txns
+            where txn_type = 'REVERSAL'"""
     )
 
 
@@ -172,7 +190,7 @@ def _add_reference_views(con: duckdb.DuckDBPyConnection, extract: str) -> None:
         # the cascade rule then holds back reversals whose target was itself held back
         con.execute(
             f"""create or replace view ref_repayments as
-                select txn_id from {WH}.transactions where dt < {d} and txn_type = 'REPAYMENT'
+                select txn_id from history_txns where dt < {d} and txn_type = 'REPAYMENT'
                 union all
                 select txn_id from stg_transactions where txn_type = 'REPAYMENT'"""
         )
@@ -189,7 +207,6 @@ def _stage_and_validate(
     session: ValidationSession, delivery: Delivery, load_id: str, settings: Settings
 ) -> IngestResult:
     con = session.con
-    _prepare_references(con, delivery.business_date)
     checked: dict[str, _Checked] = {}
     for extract in EXTRACTS:  # staging needs nothing but the file
         f = delivery.file(extract.name)
@@ -200,6 +217,7 @@ def _stage_and_validate(
                 f"({staged.rejected_rows} of them unparseable) (rule: manifest row count)"
             )
         checked[extract.name] = _Checked(staged, f.manifest_rows, {})
+    _prepare_references(con, delivery.business_date)  # narrowed to the staged ids
     for name, c in checked.items():  # routing follows references: customers, loans, ...
         c.failing = route(con, c.staged, RULES[name])
         _add_reference_views(con, name)
