@@ -222,10 +222,14 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_n(f['peak_mib'], 0)} | {_n(f['bare_seconds'], 2)} | {_n(f['bare_peak_mib'], 0)} | "
                 f"{_n(f['ratio'], 2)} |"
             )
-        steps = s["night"]["steps"]
+        steps, around = s["night"]["steps"], s["night"].get("around_steps", {})
         lines += [
             "",
-            "Inside the flow: " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()) + ".",
+            "Inside the flow: steps "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
+            + "; around them "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in around.items())
+            + f"; Prefect {s['night']['overhead_seconds']:.1f} s.",
         ]
     lines += ["", *verdict(results)]
     return "\n".join(lines) + "\n"
