@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from creditflow.catalog import PublishedPartition, publish_partition
+from creditflow.execution import client_for
 from creditflow.settings import Settings
+from creditflow.shard_ledger import sharded_ledger_step
 from creditflow.transforms.ledger import LedgerResult, ensure_ledger_schema, ledger_step
 from creditflow.transforms.reports import REPORTS, report
 from creditflow.warehouse import open_warehouse
@@ -25,11 +27,25 @@ class DelinquencyResult:
 def run_ledger(
     settings: Settings, business_date: date, *, run_id: str | None = None
 ) -> DelinquencyResult:
-    """Advance the ledger to ``business_date`` and publish every report partition for it."""
+    """Advance the ledger to ``business_date`` and publish every report partition for it;
+    in loan shards on the cluster when the settings say so (creditflow.shard_ledger)."""
     run_id = run_id or f"ledger-{business_date.isoformat()}"
     with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
         ensure_ledger_schema(con)
-        result = DelinquencyResult(ledger_step(con, business_date, run_id=run_id))
+        if settings.distributed:
+            with client_for(settings) as client:
+                assert client is not None
+                step = sharded_ledger_step(
+                    con,
+                    business_date,
+                    run_id=run_id,
+                    client=client,
+                    shards=settings.shards,
+                    root=settings.shard_dir,
+                )
+        else:
+            step = ledger_step(con, business_date, run_id=run_id)
+        result = DelinquencyResult(step)
         for name in REPORTS:
             rows = report(con, name, business_date, run_id)
             result.published.append(

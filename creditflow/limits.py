@@ -19,6 +19,7 @@ import polars as pl
 import xgboost as xgb
 
 from creditflow.catalog import PublishedPartition, publish_partition
+from creditflow.execution import client_for
 from creditflow.models.dataset import Frame, population
 from creditflow.models.registry import Registry
 from creditflow.models.scoring import reason_codes, reference_contributions, score_population
@@ -105,11 +106,16 @@ RULE_REASONS = {
 
 
 def _with_reasons(
-    decided: pl.DataFrame, champion: Champion | None, frame: Frame | None, pd_: np.ndarray | None
+    decided: pl.DataFrame,
+    champion: Champion | None,
+    frame: Frame | None,
+    pd_: np.ndarray | None,
+    reference: np.ndarray | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """reason_codes for every DECREASE and FREEZE: the model's features where the model drove
     it, the rule's plain reason otherwise; empty for the other actions. Exact contributions
-    cost about a millisecond a row, so only the model-driven adverse rows pay for them."""
+    cost about a millisecond a row, so only the model-driven adverse rows pay for them.
+    ``reference``: the population's reference contributions, when ``frame`` is one shard."""
     adverse = pl.col("action").is_in(ADVERSE)
     model_driven = adverse & pl.col("pd").is_not_null() & pl.col("policy_rule").is_in(MODEL_RULES)
     wanted = decided.filter(model_driven).select("customer_id")
@@ -133,7 +139,8 @@ def _with_reasons(
             raise AssertionError("a scored customer is missing from the feature matrix")
         # relative to the safest tenth of tonight's customers, so that every customer riskier
         # than them has at least one reason (contributions against the bias may all be negative)
-        reference = reference_contributions(champion.booster, x, champion.names, pd_)
+        if reference is None:
+            reference = reference_contributions(champion.booster, x, champion.names, pd_)
         codes = reason_codes(
             champion.booster, x[rows.to_numpy()], champion.names, reference=reference
         )
@@ -149,15 +156,18 @@ def _with_reasons(
     ), wanted.height
 
 
-def evaluate_limits(
+def decide_limits(
     con: duckdb.DuckDBPyConnection,
     d: date,
     policy: LimitPolicy,
     champion: Champion | None,
     run_id: str,
     frame: Frame | None = None,
-) -> tuple[pl.DataFrame, LimitsResult]:
-    """Decide every known customer's limit for the day after ``d``; store the decisions."""
+    reference: np.ndarray | None = None,
+) -> tuple[pl.DataFrame, int]:
+    """The decisions of every customer ``con`` knows on ``d`` (the whole book, or one shard
+    of it with the population's ``reference``), in ``limit_decisions``' columns; and how
+    many rows needed exact contributions for their reason codes. Stores nothing."""
     ensure_limits_schema(con)
     inputs = pl.from_arrow(con.sql(sql("limit_inputs"), params={"d": d}).to_arrow_table())
     assert isinstance(inputs, pl.DataFrame)
@@ -169,7 +179,7 @@ def evaluate_limits(
     decided = decide(inputs, d, policy)
 
     pd_ = scores["pd"].to_numpy() if champion is not None else None  # in the frame's row order
-    decided, computed = _with_reasons(decided, champion, frame, pd_)
+    decided, computed = _with_reasons(decided, champion, frame, pd_, reference)
     decided = decided.with_columns(
         pl.lit(d).alias("dt"),
         pl.lit(champion.version if champion else None, pl.String).alias("model_version"),
@@ -181,7 +191,13 @@ def evaluate_limits(
     missing = set(_table_columns(con)) - set(columns)
     if missing:
         raise AssertionError(f"limit_decisions columns not produced: {sorted(missing)}")
-    con.register("decided_frame", decided.select(columns).to_arrow())
+    return decided.select(columns), computed
+
+
+def store_decisions(con: duckdb.DuckDBPyConnection, d: date, decided: pl.DataFrame) -> None:
+    """Replace the date's rows of ``limit_decisions`` with ``decided``, in one transaction."""
+    columns = decided.columns
+    con.register("decided_frame", decided.to_arrow())
     try:
         with transaction(con):
             con.execute("delete from limit_decisions where dt = $d", {"d": d})
@@ -191,8 +207,17 @@ def evaluate_limits(
             )
     finally:
         con.unregister("decided_frame")
+
+
+def summarize(
+    decided: pl.DataFrame,
+    d: date,
+    policy: LimitPolicy,
+    champion: Champion | None,
+    computed: int,
+) -> LimitsResult:
     actions = dict(decided.group_by("action").len().sort("action").iter_rows())
-    return decided, LimitsResult(
+    return LimitsResult(
         business_date=d,
         model_version=champion.version if champion else None,
         policy_version=policy.full_version,
@@ -200,6 +225,20 @@ def evaluate_limits(
         actions={a: int(actions.get(a, 0)) for a in ACTIONS},
         reasons_computed=computed,
     )
+
+
+def evaluate_limits(
+    con: duckdb.DuckDBPyConnection,
+    d: date,
+    policy: LimitPolicy,
+    champion: Champion | None,
+    run_id: str,
+    frame: Frame | None = None,
+) -> tuple[pl.DataFrame, LimitsResult]:
+    """Decide every known customer's limit for the day after ``d``; store the decisions."""
+    decided, computed = decide_limits(con, d, policy, champion, run_id, frame)
+    store_decisions(con, d, decided)
+    return decided, summarize(decided, d, policy, champion, computed)
 
 
 def _table_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -233,12 +272,33 @@ def run_limits(
     frame: Frame | None = None,
 ) -> LimitsResult:
     """Score and decide with the champion in force on ``d`` (or the starter rule), publish
-    limit_updates. The nightly run passes the policy it recorded and the features it built."""
+    limit_updates. The nightly run passes the policy it recorded and the features it built.
+    With a distributed execution setting, customers are decided in shards on the cluster."""
     run_id = run_id or f"limits-{d.isoformat()}"
     policy = policy or load_policy(settings.policy_file)
     champion = Champion.load(Registry(settings.models_dir), d)
     with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
-        _, result = evaluate_limits(con, d, policy, champion, run_id, frame)
+        if settings.distributed:
+            from creditflow.shard_customers import sharded_decisions
+
+            with client_for(settings) as client:
+                assert client is not None
+                decided, computed = sharded_decisions(
+                    con,
+                    d,
+                    policy,
+                    champion,
+                    run_id,
+                    frame,
+                    client=client,
+                    shards=settings.shards,
+                    root=settings.shard_dir,
+                    models_dir=settings.models_dir,
+                )
+            store_decisions(con, d, decided)
+            result = summarize(decided, d, policy, champion, computed)
+        else:
+            _, result = evaluate_limits(con, d, policy, champion, run_id, frame)
         part = publish_limits(con, d, settings.published_dir)
     return replace(result, published=part)
 

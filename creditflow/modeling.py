@@ -9,6 +9,7 @@ import duckdb
 import polars as pl
 
 from creditflow.catalog import PublishedPartition, publish_partition
+from creditflow.execution import client_for
 from creditflow.models.dataset import Frame, like_training, population
 from creditflow.models.metrics import psi_against
 from creditflow.models.monitoring import RetrainPolicy, retrain_due
@@ -121,7 +122,8 @@ def retrain_if_due(
         if not due:
             con.execute("delete from training_log where dt = $d", {"d": d})
             return RetrainOutcome(False, why, champion, psi_now)
-        run = train_challenger(con, d, registry, gate=gate_from(settings))
+        with client_for(settings) as client:
+            run = train_challenger(con, d, registry, gate=gate_from(settings), client=client)
         _log(con, run, why, run_id)
     publish_model_run(run, settings, run_id)
     return RetrainOutcome(True, why, champion, psi_now, run)
@@ -133,8 +135,13 @@ def retrain(
     """Train a challenger on what the warehouse knows by the date, apply the gate, publish model_runs."""
     run_id = run_id or f"train-{business_date.isoformat()}"
     with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
-        run = train_challenger(
-            con, business_date, Registry(settings.models_dir), gate=gate_from(settings)
-        )
+        with client_for(settings) as client:
+            run = train_challenger(
+                con,
+                business_date,
+                Registry(settings.models_dir),
+                gate=gate_from(settings),
+                client=client,
+            )
         _log(con, run, "by hand", run_id)
     return run, publish_model_run(run, settings, run_id)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +41,25 @@ class Settings(BaseSettings):
     data_docs: bool = True
     # How long a run waits for another process to release the warehouse before giving up.
     lock_wait_seconds: float = Field(default=0.0, ge=0.0)
+    # Where the work runs, never what it computes (docs/scale_out.md): ``local`` (one process),
+    # ``dask`` (an existing cluster at ``dask_scheduler``) or ``local-cluster`` (a
+    # distributed.LocalCluster of ``dask_workers`` processes, for trying the cluster path).
+    execution: Literal["local", "dask", "local-cluster"] = "local"
+    dask_scheduler: str | None = None
+    dask_workers: int = Field(default=2, ge=1)
+    # Customer and loan hash shards: one Dask task per shard and stage.
+    shards: int = Field(default=8, ge=1, le=4096)
+    # Shard inputs and per-shard state; on a real cluster a file system every worker mounts.
+    shard_root: Path | None = None
+
+    @model_validator(mode="after")
+    def _check_execution(self) -> Settings:
+        if self.execution == "dask" and not self.dask_scheduler:
+            raise ValueError(
+                "execution 'dask' needs the scheduler's address: set CREDITFLOW_DASK_SCHEDULER "
+                "(e.g. tcp://scheduler:8786), or use execution 'local-cluster' to start one here"
+            )
+        return self
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
@@ -53,6 +72,8 @@ class Settings(BaseSettings):
             self.published = self.home / "published"
         if self.models is None:
             self.models = self.home / "models"
+        if self.shard_root is None:
+            self.shard_root = self.home / "shards"
         return self
 
     @property
@@ -75,6 +96,15 @@ class Settings(BaseSettings):
         assert self.models is not None
         return self.models
 
+    @property
+    def shard_dir(self) -> Path:
+        assert self.shard_root is not None
+        return self.shard_root
+
+    @property
+    def distributed(self) -> bool:
+        return self.execution != "local"
+
     def describe(self) -> dict[str, str]:
         """The resolved locations, for ``creditflow settings`` and run records."""
         return {
@@ -84,6 +114,9 @@ class Settings(BaseSettings):
             "published": str(self.published_dir),
             "models": str(self.models_dir),
             "policy_file": str(self.policy_file or "(packaged default)"),
+            "execution": self.execution
+            + (f" at {self.dask_scheduler}" if self.execution == "dask" else "")
+            + (f", {self.shards} shards in {self.shard_dir}" if self.distributed else ""),
         }
 
 

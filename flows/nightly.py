@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, runtime, task
@@ -35,19 +35,25 @@ from creditflow import runs
 from creditflow.bi_catalog import refresh_catalog
 from creditflow.catalog import clear_staging, publication_batch
 from creditflow.delinquency import run_ledger
+from creditflow.delivery_checks import checked_or_none
+from creditflow.execution import client_for
 from creditflow.ingest import ingest, load_id_for
 from creditflow.landing import Delivery, open_delivery
 from creditflow.limits import run_limits
 from creditflow.modeling import RetrainOutcome, retrain_if_due
-from creditflow.models.dataset import Frame, population
+from creditflow.models.dataset import Frame
 from creditflow.models.registry import Registry
 from creditflow.policy import LimitPolicy, load_policy
 from creditflow.report import write_report
 from creditflow.settings import BUSINESS_TZ, Settings, load_settings
+from creditflow.shard_customers import population_for
 from creditflow.transforms.reports import bucket_mix
 from creditflow.transforms.rules import RULES_VERSION
 from creditflow.versioning import code_version
 from creditflow.warehouse import has_table, open_warehouse
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 SHANGHAI = ZoneInfo(BUSINESS_TZ)
 
@@ -77,9 +83,37 @@ IO_RETRIES: dict[str, Any] = {
 
 
 @task(name="check delivery", cache_policy=NO_CACHE)
-def check_delivery(settings: Settings, d: date) -> Delivery:
-    """The manifest is there and every file matches its row count and checksum."""
-    return open_delivery(settings.landing_dir, d)
+def check_delivery(settings: Settings, d: date, checked: Delivery | None = None) -> Delivery:
+    """The manifest is there and every file matches its row count and checksum (``checked``:
+    a backfill on a cluster verified it moments ago, in parallel with the other dates)."""
+    return checked if checked is not None else open_delivery(settings.landing_dir, d)
+
+
+@task(name="check delivery ahead", cache_policy=NO_CACHE)
+def check_ahead_task(settings: Settings, d: date) -> Delivery | None:
+    return checked_or_none(settings.landing_dir, d)
+
+
+@flow(name="check deliveries", validate_parameters=False)
+def check_deliveries(settings: Settings, dates: list[date]) -> list[Delivery | None]:
+    """Every date's delivery checked at once, one task run per date on the flow's task runner.
+    A subflow of its own so that what Prefect sends to the workers with each task (the run's
+    context) is this flow's few parameters, not the backfill's (a CLI progress callback)."""
+    futures = [
+        check_ahead_task.with_options(task_run_name=f"check delivery ahead {d}").submit(settings, d)
+        for d in dates
+    ]
+    return [f.result() for f in futures]
+
+
+def check_ahead(client: Client, settings: Settings, dates: list[date]) -> dict[date, Delivery]:
+    """A backfill on a cluster checks every date's delivery at once on the Dask workers
+    (prefect-dask's task runner); the dates that passed skip the check in their night."""
+    from prefect_dask import DaskTaskRunner
+
+    runner = DaskTaskRunner(address=client.scheduler.address)
+    found = check_deliveries.with_options(task_runner=runner)(settings, dates)
+    return {d: got for d, got in zip(dates, found, strict=True) if got is not None}
 
 
 @task(name="ingest and validate", cache_policy=NO_CACHE)
@@ -102,8 +136,7 @@ def ledger_task(settings: Settings, d: date, run_id: str) -> dict[str, Any]:
 @task(name="features", cache_policy=NO_CACHE)
 def features_task(settings: Settings, d: date) -> Frame:
     """Tonight's model input, built once: the drift check and the scoring both read it."""
-    with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
-        return population(con, d)
+    return population_for(settings, d)
 
 
 def _keep(holder: list[Frame], frame: Frame) -> dict[str, int]:
@@ -253,13 +286,33 @@ STEP_WAIT_SECONDS = 120.0
 
 
 def run_night(
-    settings: Settings, d: date, *, trigger: str, data_docs: bool, report: bool = True
+    settings: Settings,
+    d: date,
+    *,
+    trigger: str,
+    data_docs: bool,
+    report: bool = True,
+    checked: Delivery | None = None,
 ) -> NightResult:
     """The night's steps as tasks of the calling flow (nightly, or backfill for each date).
 
     Every partition the night writes is staged and swapped in only when all steps succeeded,
     so a failed night publishes nothing new. Raises NightFailed after recording the failure.
+    ``settings.execution`` decides where the per-shard work runs (creditflow.execution); the
+    night's rows and run id are the same either way.
     """
+    with client_for(settings):  # one cluster for the night (a backfill's, when it has one)
+        return _run_night(settings, d, trigger, data_docs, report, checked)
+
+
+def _run_night(
+    settings: Settings,
+    d: date,
+    trigger: str,
+    data_docs: bool,
+    report: bool,
+    checked: Delivery | None,
+) -> NightResult:
     logger = get_run_logger()
     settings = settings.model_copy(
         update={"lock_wait_seconds": max(settings.lock_wait_seconds, STEP_WAIT_SECONDS)}
@@ -268,7 +321,9 @@ def run_night(
     if cleared:
         logger.warning("removed %d staging files an interrupted run left behind", cleared)
     try:
-        delivery = check_delivery.with_options(task_run_name=f"check delivery {d}")(settings, d)
+        delivery = check_delivery.with_options(task_run_name=f"check delivery {d}")(
+            settings, d, checked
+        )
         policy = load_policy(settings.policy_file)  # once: the record and the rows agree
         record = _begin(settings, d, delivery, trigger, policy)
     except Exception as exc:
@@ -467,13 +522,19 @@ def backfill(
     progress = create_progress_artifact(
         progress=0.0, key="backfill-progress", description=f"backfill {start} .. {end}"
     )
-    with runs.run_lock(settings, f"backfill {start} .. {end}"):
+    with runs.run_lock(settings, f"backfill {start} .. {end}"), client_for(settings) as client:
+        checked = check_ahead(client, settings, dates) if client is not None and dates else {}
         for i, d in enumerate(dates, start=1):
             if on_date:
                 on_date(d, None)
             last = d == dates[-1]  # Data Docs and the report: for the date a person looks at
             night = run_night(
-                settings, d, trigger=trigger, data_docs=settings.data_docs and last, report=last
+                settings,
+                d,
+                trigger=trigger,
+                data_docs=settings.data_docs and last,
+                report=last,
+                checked=checked.get(d),
             )
             results.append(_as_dict(night))
             if on_date:

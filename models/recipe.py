@@ -60,23 +60,8 @@ def fit(
 
     ``monotone`` maps a feature name to +1 (risk never falls as it grows) or -1.
     """
-    rng = np.random.default_rng(recipe.seed)
-    if groups is None:
-        valid = rng.random(len(y)) < recipe.validation_share
-    else:
-        # the same draw over the sorted distinct groups as np.unique would give, but by hash:
-        # np.isin on string (object) arrays is quadratic and took over 20 minutes at 1M customers
-        ids = pl.Series("group", groups)
-        uniq = ids.unique().sort()
-        chosen = uniq.filter(pl.Series(rng.random(len(uniq)) < recipe.validation_share))
-        valid = ids.is_in(chosen.implode()).to_numpy()
-    constraints = tuple(int((monotone or {}).get(f, 0)) for f in features)
-    params = {
-        **recipe.params,
-        "seed": recipe.seed,
-        "nthread": recipe.threads,
-        "monotone_constraints": "(" + ",".join(map(str, constraints)) + ")",
-    }
+    valid = validation_rows(recipe, len(y), groups)
+    params = train_params(recipe, features, monotone)
     train = xgb.DMatrix(x[~valid], label=y[~valid], feature_names=features)
     check = xgb.DMatrix(x[valid], label=y[valid], feature_names=features)
     booster = xgb.train(
@@ -87,6 +72,40 @@ def fit(
         early_stopping_rounds=recipe.early_stopping,
         verbose_eval=False,
     )
+    return calibrated(booster, check, y, valid)
+
+
+def validation_rows(recipe: Recipe, n: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """The seeded validation slice (whole groups, e.g. customers, when given), as a mask."""
+    rng = np.random.default_rng(recipe.seed)
+    if groups is None:
+        return rng.random(n) < recipe.validation_share
+    # the same draw over the sorted distinct groups as np.unique would give, but by hash:
+    # np.isin on string (object) arrays is quadratic and took over 20 minutes at 1M customers
+    ids = pl.Series("group", groups)
+    uniq = ids.unique().sort()
+    chosen = uniq.filter(pl.Series(rng.random(len(uniq)) < recipe.validation_share))
+    return ids.is_in(chosen.implode()).to_numpy()
+
+
+def train_params(
+    recipe: Recipe, features: list[str], monotone: dict[str, int] | None = None
+) -> dict[str, object]:
+    """XGBoost's parameters for the recipe, with the monotone constraints in feature order."""
+    constraints = tuple(int((monotone or {}).get(f, 0)) for f in features)
+    return {
+        **recipe.params,
+        "seed": recipe.seed,
+        "nthread": recipe.threads,
+        "monotone_constraints": "(" + ",".join(map(str, constraints)) + ")",
+    }
+
+
+def calibrated(
+    booster: xgb.Booster, check: xgb.DMatrix, y: np.ndarray, valid: np.ndarray
+) -> tuple[xgb.Booster, dict[str, float]]:
+    """The early-stopped booster cut to its best iteration, with Platt scaling fitted on the
+    validation slice ``check`` (rows ``valid`` of ``y``) and stored in the model."""
     # keep only the trees up to the best iteration: what is saved is what was validated
     booster = booster[: booster.best_iteration + 1]
     a, b = _platt(booster.predict(check, output_margin=True), y[valid])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -24,6 +25,9 @@ from creditflow.models.registry import Gate, Registry
 from creditflow.transforms.features import LABEL_DPD_THRESHOLD, LABEL_WINDOW_DAYS
 from creditflow.transforms.ledger import ensure_ledger_schema
 from creditflow.versioning import code_version
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 OOT_DATES = 4  # the latest matured weekly observation dates are the out-of-time window
 MIN_TRAIN_DATES = 4
@@ -70,8 +74,10 @@ def train_challenger(
     *,
     recipe: Recipe | None = None,
     gate: Gate | None = None,
+    client: Client | None = None,
 ) -> ModelRun:
-    """Train on matured observations up to ``as_of``, evaluate out of time, apply the gate."""
+    """Train on matured observations up to ``as_of``, evaluate out of time, apply the gate.
+    With a Dask ``client`` the boosting runs on the cluster (models.dask_fit)."""
     recipe, gate = recipe or Recipe(), gate or Gate()
     ensure_ledger_schema(con)  # a new warehouse has no ledger yet: then there is nothing to learn
     first = con.execute("select min(dt) from ledger_runs").fetchall()[0][0]
@@ -91,9 +97,16 @@ def train_challenger(
     if train.y.min() == train.y.max() or oot.y.min() == oot.y.max():
         return _no_model(as_of, "the matured history has no bads (or no goods) to learn from")
 
-    booster, info = fit(
-        recipe, train.x, train.y, train.names, train.monotone, groups=train.customer_id
-    )
+    if client is None:
+        booster, info = fit(
+            recipe, train.x, train.y, train.names, train.monotone, groups=train.customer_id
+        )
+    else:
+        from creditflow.models.dask_fit import fit_on_cluster
+
+        booster, info = fit_on_cluster(
+            client, recipe, train.x, train.y, train.names, train.monotone, groups=train.customer_id
+        )
     oot_pd = predict(booster, oot.x, oot.names)
     train_pd = predict(booster, train.x, train.names)
     tonight = population(con, as_of)

@@ -67,6 +67,10 @@ def ensure_ledger_schema(con: duckdb.DuckDBPyConnection) -> None:
         """create table if not exists ledger_runs (
             dt DATE not null, prev_dt DATE, run_id VARCHAR not null, active_loans BIGINT not null,
             archived_loans BIGINT not null, loans_without_schedule BIGINT not null, seconds DOUBLE not null)""",
+        # a new version each time a date's state is written: copies of it elsewhere (the
+        # shard store of creditflow.shard_store) know when they are stale
+        """create table if not exists state_versions (
+            table_name VARCHAR not null, dt DATE not null, version VARCHAR not null)""",
     ):
         con.execute(sql)
 
@@ -97,46 +101,14 @@ def ledger_step(
     """Compute ``loan_daily`` for ``business_date`` (replacing it if it exists), in one transaction."""
     t0 = time.perf_counter()
     ensure_ledger_schema(con)
-    # the previous *processed* date: loan_daily may have no rows on it (an empty book)
-    prev = scalar(con, "select max(dt) from ledger_runs where dt < $d", {"d": business_date})
+    prev = previous_step(con, business_date)
     after = prev or EARLIEST
     window = {"after": after, "d": business_date}
     try:
         with transaction(con):
             # a rerun of the date replaces what it wrote before, and nothing else
-            con.execute("delete from loan_daily where dt = $d", {"d": business_date})
-            con.execute("delete from loan_archive where archived_on = $d", {"d": business_date})
-            # schedules of loans whose instalments arrived in the window, with the waterfall's axis
-            con.execute(
-                """
-                create or replace temp table _touched as
-                select distinct loan_id from installments where dt > $after and dt <= $d
-                """,
-                window,
-            )
-            con.execute("delete from schedule where loan_id in (select loan_id from _touched)")
-            con.execute(
-                """
-                insert into schedule
-                select loan_id, installment_no, due_date, principal_due, interest_due,
-                       coalesce(sum(principal_due + interest_due) over (
-                           partition by loan_id order by installment_no
-                           rows between unbounded preceding and 1 preceding), 0) as cum_before,
-                       dt
-                from installments
-                where loan_id in (select loan_id from _touched) and dt <= $d
-                """,
-                {"d": business_date},
-            )
-            con.execute("delete from repayments where dt > $after and dt <= $d", window)
-            con.execute(
-                """
-                insert into repayments
-                select txn_id, loan_id, amount, dt from transactions
-                where dt > $after and dt <= $d and txn_type = 'REPAYMENT' and status = 'SUCCESS'
-                """,
-                window,
-            )
+            clear_date(con, business_date)
+            refresh_sources(con, after, business_date)
             con.execute(
                 f"create or replace temp table ledger_events as {sql('ledger_events')}", window
             )
@@ -150,50 +122,116 @@ def ledger_step(
             con.execute(
                 f"insert into loan_archive select *, $d from _state where not ({keep})", params
             )
-            active = int(
-                scalar(con, "select count(*) from loan_daily where dt = $d", {"d": business_date})
-                or 0
-            )
-            archived = int(
-                scalar(
-                    con,
-                    "select count(*) from loan_archive where archived_on = $d",
-                    {"d": business_date},
-                )
-                or 0
-            )
-            unscheduled = int(
-                scalar(
-                    con,
-                    # loans delivered in this step's window only: checking every loan ever
-                    # delivered each night would grow with history
-                    """select count(*) from loans where dt > $after and dt <= $d
-                       and loan_id not in (select loan_id from schedule)""",
-                    window,
-                )
-                or 0
-            )
-            seconds = time.perf_counter() - t0
-            con.execute("delete from ledger_runs where dt = $d", {"d": business_date})
-            con.execute(
-                "insert into ledger_runs values ($d, $prev, $run, $active, $archived, $unscheduled, $s)",
-                {
-                    "d": business_date,
-                    "prev": prev,
-                    "run": run_id,
-                    "active": active,
-                    "archived": archived,
-                    "unscheduled": unscheduled,
-                    "s": seconds,
-                },
-            )
+            result = record_step(con, business_date, prev, run_id, t0)
     finally:
         con.execute("drop table if exists ledger_events")
         con.execute("drop table if exists _state")
         con.execute("drop table if exists _touched")
-    return LedgerResult(
-        business_date, prev, active, archived, unscheduled, time.perf_counter() - t0
-    )  # type: ignore[arg-type]
+    return result
+
+
+def previous_step(con: duckdb.DuckDBPyConnection, business_date: date) -> date | None:
+    """The previous *processed* date: loan_daily may have no rows on it (an empty book)."""
+    return scalar(con, "select max(dt) from ledger_runs where dt < $d", {"d": business_date})  # type: ignore[return-value]
+
+
+def clear_date(con: duckdb.DuckDBPyConnection, business_date: date) -> None:
+    """What a step for the date wrote before (a rerun replaces it)."""
+    con.execute("delete from loan_daily where dt = $d", {"d": business_date})
+    con.execute("delete from loan_archive where archived_on = $d", {"d": business_date})
+
+
+def refresh_sources(con: duckdb.DuckDBPyConnection, after: date, business_date: date) -> None:
+    """Bring ``schedule`` and ``repayments`` up to the date from what was delivered after
+    ``after``: schedules of loans whose instalments arrived (with the waterfall's axis), and
+    the window's successful repayments. Leaves ``_touched`` (those loans) for the caller."""
+    window = {"after": after, "d": business_date}
+    con.execute(
+        """
+        create or replace temp table _touched as
+        select distinct loan_id from installments where dt > $after and dt <= $d
+        """,
+        window,
+    )
+    con.execute("delete from schedule where loan_id in (select loan_id from _touched)")
+    con.execute(
+        """
+        insert into schedule
+        select loan_id, installment_no, due_date, principal_due, interest_due,
+               coalesce(sum(principal_due + interest_due) over (
+                   partition by loan_id order by installment_no
+                   rows between unbounded preceding and 1 preceding), 0) as cum_before,
+               dt
+        from installments
+        where loan_id in (select loan_id from _touched) and dt <= $d
+        """,
+        {"d": business_date},
+    )
+    con.execute("delete from repayments where dt > $after and dt <= $d", window)
+    con.execute(
+        """
+        insert into repayments
+        select txn_id, loan_id, amount, dt from transactions
+        where dt > $after and dt <= $d and txn_type = 'REPAYMENT' and status = 'SUCCESS'
+        """,
+        window,
+    )
+
+
+def record_step(
+    con: duckdb.DuckDBPyConnection,
+    business_date: date,
+    prev: date | None,
+    run_id: str,
+    t0: float,
+) -> LedgerResult:
+    """Count the date's active and archived loans and record the step in ``ledger_runs``."""
+    window = {"after": prev or EARLIEST, "d": business_date}
+    active = int(
+        scalar(con, "select count(*) from loan_daily where dt = $d", {"d": business_date}) or 0
+    )
+    archived = int(
+        scalar(
+            con,
+            "select count(*) from loan_archive where archived_on = $d",
+            {"d": business_date},
+        )
+        or 0
+    )
+    unscheduled = int(
+        scalar(
+            con,
+            # loans delivered in this step's window only: checking every loan ever
+            # delivered each night would grow with history
+            """select count(*) from loans where dt > $after and dt <= $d
+               and loan_id not in (select loan_id from schedule)""",
+            window,
+        )
+        or 0
+    )
+    seconds = time.perf_counter() - t0
+    con.execute(
+        "delete from state_versions where table_name = 'loan_daily' and dt = $d",
+        {"d": business_date},
+    )
+    con.execute(
+        "insert into state_versions values ('loan_daily', $d, uuid()::VARCHAR)",
+        {"d": business_date},
+    )
+    con.execute("delete from ledger_runs where dt = $d", {"d": business_date})
+    con.execute(
+        "insert into ledger_runs values ($d, $prev, $run, $active, $archived, $unscheduled, $s)",
+        {
+            "d": business_date,
+            "prev": prev,
+            "run": run_id,
+            "active": active,
+            "archived": archived,
+            "unscheduled": unscheduled,
+            "s": seconds,
+        },
+    )
+    return LedgerResult(business_date, prev, active, archived, unscheduled, seconds)
 
 
 def customer_dpd(con: duckdb.DuckDBPyConnection, business_date: date) -> duckdb.DuckDBPyRelation:
