@@ -10,9 +10,9 @@ through /proc/self/clear_refs). The bare counterparts:
 
 - ingest: ``create table .. as select * from read_csv(..)`` of every file of the delivery
   into a DuckDB file with the contract's types (no checks, no quarantine, no bookkeeping);
-- ledger: one scan of the ledger's inputs (the previous state and the day's money movements)
-  and of what its reports read (today's and 30-days-ago states), and one write of a state
-  as large as the previous one;
+- ledger: one scan of the ledger's inputs (the previous state, the schedules of the active
+  loans, the day's money movements) and of what its reports read (today's and 30-days-ago
+  states), and one write of a state as large as the previous one;
 - features: one scan of every window the features read, aggregated by customer;
 - limits: none (the policy's rules have no bare twin); the scan of its inputs is recorded;
 - scoring: ``booster.predict`` on the same matrix plus exact contributions
@@ -102,7 +102,9 @@ BARE_LEDGER = [
     "select count(*), sum(amount) from transactions where dt = $d",
     "select count(*), sum(amount) from repayments where dt = $d",
     "select count(*), sum(principal) from loans where dt = $d",
-    "select count(*), sum(principal_due) from schedule where dt <= $d and due_date <= $d and due_date > $p",
+    # every active loan's position follows from its whole schedule (ledger_state.sql)
+    "select count(*), sum(principal_due + interest_due), sum(cum_before) from schedule "
+    "where loan_id in (select loan_id from loan_daily where dt = $p)",
     "select count(*), sum(outstanding_principal) from loan_daily where dt = $d - 30",
     "select origination_month, count(*), sum(principal), max(max_dpd) from loan_daily where dt = $p group by all",
     # the new state has to be written: a copy of the previous one is its bare cost
