@@ -57,8 +57,10 @@ class BaseBook:
 def bench_env(work: Path) -> dict[str, str]:
     """The environment every benchmark process runs in: no telemetry, no data docs, its own
     Prefect home, OpenMP threads that yield when idle (FIELD_NOTES: spin-waits distort)."""
-    # the book's paths are passed explicitly; a user's CREDITFLOW_* must not redirect them
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("CREDITFLOW_")}
+    # the book's paths are passed explicitly; a user's CREDITFLOW_* paths must not redirect
+    # them (the Dask settings, CREDITFLOW_DASK_SCHEDULER and CREDITFLOW_SHARDS, pass through)
+    paths = ("HOME", "LANDING", "WAREHOUSE", "PUBLISHED", "MODELS", "SHARD_ROOT", "EXECUTION")
+    inherited = {k: v for k, v in os.environ.items() if k.removeprefix("CREDITFLOW_") not in paths}
     return inherited | {
         "DO_NOT_TRACK": "1",
         "GX_ANALYTICS_ENABLED": "False",

@@ -102,3 +102,56 @@ def test_replicated_delivery_verifies_and_ingests_cleanly(base: Settings, tmp_pa
     ingest(base, d, data_docs=False)  # the same night on the single book
     single = run_ledger(base, d)
     assert ledger.ledger.active_loans == COPIES * single.ledger.active_loans
+
+
+def test_a_scale_must_be_a_whole_number_of_base_books(tmp_path: Path) -> None:
+    from creditflow.bench_book import BaseBook, scale_book
+
+    with pytest.raises(ValueError, match="not a multiple of the base book's 10,000"):
+        scale_book(tmp_path, BaseBook(customers=10_000), 15_000, tmp_path)
+
+
+def test_bench_refuses_to_build_inside_the_repository() -> None:
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "creditflow.cli", "bench", "--work-dir", str(repo / "bench-out")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "outside the repository" in done.stdout + done.stderr
+    assert not (repo / "bench-out").exists()
+
+
+def test_the_verdict_names_every_stage_over_three_times_its_engine() -> None:
+    from creditflow.bench import markdown, verdict
+
+    def stage(name: str, seconds: float, bare: float | None) -> dict:
+        return {
+            "stage": name, "rows": 1000, "seconds": seconds, "peak_mib": 100.0,
+            "bare_seconds": bare, "bare_peak_mib": 90.0 if bare else None, "runs": 3,
+            "rows_per_second": 1000 / seconds, "ratio": seconds / bare if bare else None,
+        }  # fmt: skip
+
+    night = {
+        "seconds": 200.0,
+        "peak_mib": 9000.0,
+        "overhead_seconds": 1.0,
+        "steps": {"ingest": 5.0},
+    }
+    results = {
+        "machine": {"cores": 2, "memory_mib": 24000, "cpu": "x", "python": "3.11", "versions": {}, "code_version": "v"},
+        "config": {"execution": "local"},
+        "scales": [{
+            "customers": 1_000_000, "delivery_rows": {"transactions": 10}, "night": night,
+            "stages": [stage("ingest", 10.0, 2.0), stage("publication", 1.0, 0.5), stage("limits", 3.0, None)],
+        }],
+    }  # fmt: skip
+    lines = verdict(results)
+    assert "NOT met" in lines[0] and lines[0].count("NOT met") == 2  # time and memory
+    assert lines[1] == "Over 3x their bare engine: ingest 5.0x."
+    table = markdown(results)
+    assert "| ingest | 1,000 | 10.00 |" in table and "| limits |" in table
