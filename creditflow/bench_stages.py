@@ -272,9 +272,9 @@ def _training(con: Any, d: date, registry: Any, settings: Any) -> list[Figure]:
     import xgboost as xgb
 
     from creditflow.modeling import gate_from
-    from creditflow.models.dataset import encode, labelled, last_matured, observation_dates
+    from creditflow.models.dataset import encode, labelled
     from creditflow.models.recipe import Recipe, fit
-    from creditflow.models.training import OOT_DATES, train_challenger
+    from creditflow.models.training import OOT_DATES, matured_observation_dates, train_challenger
 
     run, s, m = timed(lambda: train_challenger(con, d, registry, gate=gate_from(settings)))
     step = Figure(
@@ -282,8 +282,7 @@ def _training(con: Any, d: date, registry: Any, settings: Any) -> list[Figure]:
         detail={"auc": run.auc, "promoted": run.promoted, "model_version": run.model_version},
     )  # fmt: skip
     # the fit alone against bare xgboost.train on the same matrix
-    first = con.execute("select min(dt) from ledger_runs").fetchall()[0][0]
-    dates = observation_dates(first, last_matured(con))
+    dates = matured_observation_dates(con)
     table = labelled(con, dates)
     train = encode(table.filter(table["observation_date"] < dates[-OOT_DATES]))
     assert train.y is not None
@@ -373,7 +372,7 @@ def night(home: Path, d: date, retrain: bool, execution: str | None = None) -> d
         t0 = time.perf_counter()
         result = nightly(run_date=d, overrides=overrides, trigger="bench", data_docs=False)
         wall = time.perf_counter() - t0
-    durations = result.get("durations") or _durations(home, result["run_id"])
+    durations = result["durations"]
     return {
         "retrain": retrain,
         "seconds": wall,
@@ -405,20 +404,6 @@ def _warm_shard_store(settings: Any, d: date) -> float:
         ensure_ledger_schema(con)  # a book built before the ledger recorded state versions
         sync(con, settings.shard_dir / "store", d - timedelta(days=1), settings.shards)
     return time.perf_counter() - t0
-
-
-def _durations(home: Path, run_id: str) -> dict[str, float]:
-    import duckdb
-
-    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
-    try:
-        raw = con.execute(
-            "select durations from runs where run_id = $r order by attempt desc limit 1",
-            {"r": run_id},
-        ).fetchall()[0][0]
-    finally:
-        con.close()
-    return {k: float(v) for k, v in (json.loads(raw) if isinstance(raw, str) else raw).items()}
 
 
 def main(argv: list[str]) -> None:

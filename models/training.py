@@ -67,6 +67,15 @@ def _fingerprint(x: np.ndarray, y: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def matured_observation_dates(con: duckdb.DuckDBPyConnection) -> list[date]:
+    """The weekly observation dates whose labels have matured; the last OOT_DATES of them
+    are the out-of-time window."""
+    ensure_ledger_schema(con)  # a new warehouse has no ledger yet: then there is nothing to learn
+    first = con.execute("select min(dt) from ledger_runs").fetchall()[0][0]
+    matured = last_matured(con)
+    return observation_dates(first, matured) if first and matured else []
+
+
 def train_challenger(
     con: duckdb.DuckDBPyConnection,
     as_of: date,
@@ -79,10 +88,7 @@ def train_challenger(
     """Train on matured observations up to ``as_of``, evaluate out of time, apply the gate.
     With a Dask ``client`` the boosting runs on the cluster (models.dask_fit)."""
     recipe, gate = recipe or Recipe(), gate or Gate()
-    ensure_ledger_schema(con)  # a new warehouse has no ledger yet: then there is nothing to learn
-    first = con.execute("select min(dt) from ledger_runs").fetchall()[0][0]
-    matured = last_matured(con)
-    dates = observation_dates(first, matured) if first and matured else []
+    dates = matured_observation_dates(con)
     if len(dates) < MIN_TRAIN_DATES + OOT_DATES:
         return _no_model(
             as_of,

@@ -155,3 +155,23 @@ def test_the_verdict_names_every_stage_over_three_times_its_engine() -> None:
     assert lines[1] == "Over 3x their bare engine: ingest 5.0x."
     table = markdown(results)
     assert "| ingest | 1,000 | 10.00 |" in table and "| limits |" in table
+
+
+def test_training_is_measured_once_and_listed_after_the_features() -> None:
+    from creditflow.bench import _with_training
+
+    def row(stage: str, seconds: float) -> dict:
+        return {"stage": stage, "rows": 10, "seconds": seconds, "peak_mib": 1.0,
+                "bare_seconds": seconds / 2, "bare_peak_mib": 1.0}  # fmt: skip
+
+    first = [
+        row("ingest", 1.0),
+        row("features", 3.0),
+        row("training (fit)", 9.0),
+        row("publication", 1.0),
+    ]
+    later = [row("ingest", 2.0), row("features", 5.0), row("publication", 3.0)]
+    rows = _with_training([first, later, later])
+    assert [r["stage"] for r in rows] == ["ingest", "features", "training (fit)", "publication"]
+    assert [r["seconds"] for r in rows] == [2.0, 5.0, 9.0, 3.0]  # medians of 3 runs; training once
+    assert [r["runs"] for r in rows] == [3, 3, 1, 3]
