@@ -19,9 +19,9 @@ import pytest
 from deliveries import copy_days, read_text, refresh_manifest
 
 from creditflow.contract import EXTRACTS, EXTRACTS_BY_NAME
-from creditflow.ingest import ingest
 from creditflow.settings import Settings
-from creditflow.transforms.rules import ALL_RULES, Rule
+from creditflow.steps.ingest import ingest
+from creditflow.transforms.ingest.rules import ALL_RULES, Rule
 from creditflow.upstream.generate import GenerationResult
 from creditflow.upstream.writer import csv_bytes
 

@@ -29,7 +29,7 @@ DAY1, DAY2 = BOOK.start, BOOK.start + timedelta(days=1)
 _KILL_POINT = r"""
 import os, sys, time
 from pathlib import Path
-import creditflow.catalog as catalog
+import creditflow.publish as catalog
 
 real_swap = catalog._swap
 

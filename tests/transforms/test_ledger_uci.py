@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 from conftest import datasets_dir
 
-from creditflow.delinquency import run_ledger
-from creditflow.ingest import ingest
 from creditflow.settings import Settings
+from creditflow.steps.delinquency import run_ledger
+from creditflow.steps.ingest import ingest
 from creditflow.upstream.uci_replay import Replay, replay
 
 UCI = datasets_dir() / "uci_credit_card" / "UCI_Credit_Card.csv"

@@ -20,10 +20,10 @@ import xgboost as xgb
 from deliveries import copy_days, read_text, refresh_manifest, write_text
 
 from creditflow.flows.nightly import NightFailed, Reprocess, backfill, nightly, plan
-from creditflow.limits import PUBLISHED
+from creditflow.flows.runs import lock_path
 from creditflow.models.dataset import population
 from creditflow.models.registry import Registry
-from creditflow.runs import lock_path
+from creditflow.policy.decisions import PUBLISHED
 from creditflow.settings import Settings, load_settings
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
@@ -231,7 +231,7 @@ def test_a_second_run_is_refused_at_once_or_waits(book: tuple[Settings, list[dic
 _HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from creditflow.runs import run_lock
+from creditflow.flows.runs import run_lock
 from creditflow.settings import load_settings
 settings = load_settings(warehouse=Path(sys.argv[1]))
 with run_lock(settings, "test holder"):
@@ -275,8 +275,8 @@ def test_with_a_champion_the_night_scores_and_explains_adverse_actions(
     # the model's own decisions are explained by features, not by rules
     by_model = adverse.filter(pl.col("policy_rule").is_in(["band", "expected_loss", "model.freeze", "change.outstanding_floor"]))  # fmt: skip
     assert by_model.height > 0
-    from creditflow.limits import RULE_REASONS
     from creditflow.models.scoring import PLAIN_NAMES
+    from creditflow.policy.decisions import RULE_REASONS
 
     named = set(by_model["reason_codes"].explode().unique())
     assert named <= set(PLAIN_NAMES.values()) and not named & set(RULE_REASONS.values())

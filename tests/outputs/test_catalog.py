@@ -13,7 +13,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from creditflow.catalog import STAGING_DIR, partition_dir, publish_partition, published_dates
+from creditflow.publish import STAGING_DIR, partition_dir, publish_partition, published_dates
 
 D1, D2 = date(2026, 3, 1), date(2026, 3, 2)
 

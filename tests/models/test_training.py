@@ -191,8 +191,8 @@ def test_model_runs_are_published_with_the_contract_columns(
     champion: tuple[Registry, ModelRun], tmp_path: Path
 ) -> None:
     """One row per training: the decision, its windows and figures, and the run that made it."""
-    from creditflow.modeling import publish_model_run
     from creditflow.settings import Settings
+    from creditflow.steps.retrain import publish_model_run
 
     settings = Settings(home=tmp_path)
     _, run = champion
@@ -231,8 +231,8 @@ def test_model_runs_are_published_with_the_contract_columns(
 
 def test_too_little_history_trains_nothing_and_says_why(tmp_path: Path) -> None:
     """A new book has no matured labels: no model, and model_runs records the reason."""
-    from creditflow.modeling import retrain
     from creditflow.settings import Settings
+    from creditflow.steps.retrain import retrain
 
     settings = Settings(home=tmp_path)
     run, part = retrain(settings, date(2026, 1, 1))

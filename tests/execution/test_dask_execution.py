@@ -16,14 +16,14 @@ import xgboost as xgb
 from polars.testing import assert_frame_equal
 
 from creditflow import execution
+from creditflow.execution.shard_store import sync
+from creditflow.execution.shards import shard_of, shard_sql
 from creditflow.flows.nightly import backfill, nightly
 from creditflow.models.dataset import population
 from creditflow.models.metrics import discrimination
 from creditflow.models.recipe import Recipe, fit, predict
 from creditflow.models.registry import Registry
 from creditflow.settings import Settings, load_settings
-from creditflow.shard_store import sync
-from creditflow.shards import shard_of, shard_sql
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
 
@@ -207,7 +207,7 @@ def test_training_on_the_cluster_matches_the_local_fit_within_tolerance() -> Non
     local fit (histogram sketches and row sampling differ per worker, so not bit-identical)."""
     from distributed import Client, LocalCluster
 
-    from creditflow.models.dask_fit import fit_on_cluster
+    from creditflow.execution.dask_fit import fit_on_cluster
 
     rng = np.random.default_rng(7)
     n, k = 6000, 12

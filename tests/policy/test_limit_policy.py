@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from creditflow.contract import OCCUPATIONS
 from creditflow.models.scoring import grades
-from creditflow.policy import PolicyError, load_policy
-from creditflow.transforms.limits import STEPS, decide, grade_of, step_column
+from creditflow.policy.config import PolicyError, load_policy
+from creditflow.policy.ladder import STEPS, decide, grade_of, step_column
 
 POLICY = load_policy()
 RUN = date(2026, 3, 1)
@@ -245,7 +245,7 @@ def test_the_packaged_policy_loads_with_a_content_hash() -> None:
 
 
 def _edited(tmp_path: Path, old: str, new: str) -> Path:
-    from creditflow.policy import DEFAULT_POLICY_FILE
+    from creditflow.policy.config import DEFAULT_POLICY_FILE
 
     text = DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
     assert old in text

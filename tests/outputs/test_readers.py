@@ -25,12 +25,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from creditflow import dictionary
-from creditflow.bi_catalog import CATALOG_FILE, STORAGE_VERSION, write_catalog
-from creditflow.catalog import PART_FILE, STAGING_DIR, publish_partition
-from creditflow.dictionary import TABLE_BY_NAME, TABLES, render_markdown
-from creditflow.runs import lock_path, run_lock
-from creditflow.settings import Settings
-from creditflow.verify_outputs import (  # one definition, shared with `creditflow verify`
+from creditflow.flows.runs import lock_path, run_lock
+from creditflow.outputs.bi_catalog import CATALOG_FILE, STORAGE_VERSION, write_catalog
+from creditflow.outputs.dictionary import TABLE_BY_NAME, TABLES, render_markdown
+from creditflow.outputs.verify import (  # one definition, shared with `creditflow verify`
     ARROW,
     OTHER_ENTRIES,
     POLARS,
@@ -38,6 +36,8 @@ from creditflow.verify_outputs import (  # one definition, shared with `creditfl
     duckdb_read,
     verify,
 )
+from creditflow.publish import PART_FILE, STAGING_DIR, publish_partition
+from creditflow.settings import Settings
 
 # the tests sharing the published_book fixture run on one worker, so it is built once
 pytestmark = pytest.mark.xdist_group("published_book")
@@ -66,7 +66,7 @@ def test_docs_page_is_generated_from_the_dictionary() -> None:
     """docs/data_dictionary.md is render_markdown(): edit creditflow/dictionary.py, then regenerate."""
     assert dictionary.DOC_PATH.read_text(encoding="utf-8") == render_markdown(), (
         "docs/data_dictionary.md is stale: run "
-        '.venv/bin/python -c "from creditflow.dictionary import write_markdown; write_markdown()"'
+        '.venv/bin/python -c "from creditflow.outputs.dictionary import write_markdown; write_markdown()"'
     )
 
 
@@ -89,8 +89,8 @@ def test_every_documented_type_is_a_duckdb_type_spelled_as_duckdb_prints_it() ->
 
 def test_dictionary_lists_the_tables_and_columns_the_code_defines() -> None:
     """The column lists the publishing code keeps as constants, in the same order."""
-    from creditflow.limits import PUBLISHED
-    from creditflow.modeling import MODEL_RUN_COLUMNS
+    from creditflow.policy.decisions import PUBLISHED
+    from creditflow.steps.retrain import MODEL_RUN_COLUMNS
     from creditflow.transforms.reports import REPORTS
 
     assert set(NAMES) == {"limit_updates", *REPORTS, "data_quality", "model_runs", "runs"}

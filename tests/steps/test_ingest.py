@@ -23,9 +23,9 @@ from deliveries import (
 )
 
 from creditflow.contract import EXTRACTS, MANIFEST_NAME
-from creditflow.ingest import DeliveryRejected, ingest
 from creditflow.landing import DeliveryError
 from creditflow.settings import Settings
+from creditflow.steps.ingest import DeliveryRejected, ingest
 from creditflow.upstream.generate import GenerationResult
 from creditflow.warehouse import WarehouseBusy
 

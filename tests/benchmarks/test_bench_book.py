@@ -8,11 +8,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from creditflow.bench_book import ID_COLUMNS, tile_delivery, tile_warehouse
-from creditflow.delinquency import run_ledger
-from creditflow.ingest import ingest
+from benchmarks.bench_book import ID_COLUMNS, tile_delivery, tile_warehouse
 from creditflow.landing import open_delivery
 from creditflow.settings import Settings
+from creditflow.steps.delinquency import run_ledger
+from creditflow.steps.ingest import ingest
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
 
@@ -105,7 +105,7 @@ def test_replicated_delivery_verifies_and_ingests_cleanly(base: Settings, tmp_pa
 
 
 def test_a_scale_must_be_a_whole_number_of_base_books(tmp_path: Path) -> None:
-    from creditflow.bench_book import BaseBook, scale_book
+    from benchmarks.bench_book import BaseBook, scale_book
 
     with pytest.raises(ValueError, match="not a multiple of the base book's 10,000"):
         scale_book(tmp_path, BaseBook(customers=10_000), 15_000, tmp_path)
@@ -127,7 +127,7 @@ def test_bench_refuses_to_build_inside_the_repository() -> None:
 
 
 def test_the_verdict_names_every_stage_over_three_times_its_engine() -> None:
-    from creditflow.bench import markdown, verdict
+    from benchmarks.bench import markdown, verdict
 
     def stage(name: str, seconds: float, bare: float | None) -> dict:
         return {
@@ -158,7 +158,7 @@ def test_the_verdict_names_every_stage_over_three_times_its_engine() -> None:
 
 
 def test_training_is_measured_once_and_listed_after_the_features() -> None:
-    from creditflow.bench import _with_training
+    from benchmarks.bench import _with_training
 
     def row(stage: str, seconds: float) -> dict:
         return {"stage": stage, "rows": 10, "seconds": seconds, "peak_mib": 1.0,

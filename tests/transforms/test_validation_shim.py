@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from creditflow import validation
-from creditflow.validation import ValidationDisagreement, check_agreement
+from creditflow.transforms.ingest.validation import ValidationDisagreement, check_agreement
 
 
 def run_small_suite(table_created_later: bool = False) -> list[tuple[bool, int | None, dict]]:
@@ -86,8 +86,8 @@ def test_disagreement_between_gx_and_the_router_is_an_error() -> None:
 
 def test_suites_in_the_repository_match_the_rules() -> None:
     """transforms/expectations/*.json are the suites the code builds; run `make suites` after a rule change."""
-    from creditflow.transforms.rules import RULES
-    from creditflow.validation import SUITES_DIR, suite_json
+    from creditflow.transforms.ingest.rules import RULES
+    from creditflow.transforms.ingest.validation import SUITES_DIR, suite_json
 
     for extract in RULES:
         kept = (SUITES_DIR / f"{extract}.json").read_text(encoding="utf-8")

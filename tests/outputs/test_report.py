@@ -21,7 +21,7 @@ import xgboost as xgb
 
 from creditflow.models.metrics import deciles, discrimination, roc_points
 from creditflow.models.registry import Registry
-from creditflow.report import FIGURE_IDS, REPORTS_DIR, write_report
+from creditflow.outputs.report import FIGURE_IDS, REPORTS_DIR, write_report
 from creditflow.settings import Settings, load_settings
 
 LAST = date(2026, 3, 14)  # the last night of the published_book fixture
