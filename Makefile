@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo test lint format bench suites clean install
+.PHONY: demo test lint format bench suites clean install browser
 
 install: $(STAMP)
 
@@ -25,10 +25,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/creditflow demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m tests.support.layers  # lint-imports over the assembled package
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+# The run report's tests open it in a real headless browser: Debian's chromium, installed
+# once (needs root and Debian's package archive; nothing else reaches the network).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,11 +47,11 @@ format: $(STAMP)
 # Every stage against its bare engine, and the whole night, at 10k, 100k and 1M customers
 # (books built outside the repository). Narrow it with e.g. BENCH_ARGS="--scale 100000".
 bench: $(STAMP)
-	$(BIN)/creditflow bench $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 
-# Render the Great Expectations suites into transforms/expectations/ after changing a rule.
+# Render the Great Expectations suites into transforms/ingest/expectations/ after changing a rule.
 suites: $(STAMP)
-	$(BIN)/python -c 'from creditflow.validation import write_suites; [print(p) for p in write_suites()]'
+	$(BIN)/python -c 'from creditflow.transforms.ingest.validation import write_suites; [print(p) for p in write_suites()]'
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -18,9 +18,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from creditflow.bench_book import BaseBook, ScaledBook, bench_env, build_base, scale_book
+import typer
+from rich.console import Console
+
+from benchmarks.bench_book import BaseBook, ScaledBook, bench_env, build_base, scale_book
 
 DEFAULT_SCALES = (10_000, 100_000, 1_000_000)
 TARGET_NIGHT_SECONDS = 180.0  # issue #9: a night without retrain for 1M customers
@@ -89,7 +92,7 @@ def _measure(
 ) -> dict[str, Any] | list[dict[str, Any]]:
     home = book.fresh_home(name)
     out = home / "figures.json"
-    cmd = [sys.executable, "-m", "creditflow.bench_stages", what, str(home), str(book.bench_date), str(out), *flags]  # fmt: skip
+    cmd = [sys.executable, "-m", "benchmarks.bench_stages", what, str(home), str(book.bench_date), str(out), *flags]  # fmt: skip
     with (home / "log.txt").open("w") as log:
         done = subprocess.run(cmd, env=bench_env(work), stdout=log, stderr=subprocess.STDOUT)
     if done.returncode:
@@ -283,3 +286,102 @@ def write_results(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     for name, path in (("latest.json", js), ("latest.md", md)):
         (out_dir / name).write_text(path.read_text())
     return js, md
+
+
+# ``creditflow bench`` and ``make bench`` run this command (the benchmark ships with the source
+# checkout, not inside the installed package).
+cli = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+console = Console()
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+@cli.command()
+def bench(
+    scale: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Customers in a measured book (repeat for a sweep). Default: 10,000, 100,000 and 1,000,000."
+        ),
+    ] = None,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where books and results are built, outside the repository (env CREDITFLOW_BENCH_DIR; default: $TMPDIR/creditflow-bench). Books are reused while they are there."
+        ),
+    ] = None,
+    base_customers: Annotated[
+        int,
+        typer.Option(
+            min=1000,
+            help="Customers in the base book that runs every history night for real; scales are multiples of it.",
+        ),
+    ] = 10_000,
+    nights: Annotated[
+        int,
+        typer.Option(
+            min=200, help="History nights before the measured one (a retrain needs about 200)."
+        ),
+    ] = 215,
+    repeat: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Runs per scale; the median is reported. Default: 3 up to 100,000 customers, 1 above.",
+        ),
+    ] = None,
+    retrain_at: Annotated[
+        str,
+        typer.Option(
+            help="Which scales also measure training and a night with a retrain: largest, all or none."
+        ),
+    ] = "largest",
+    execution: Annotated[
+        str,
+        typer.Option(
+            help="Where the measured nights run: local, or as the execution setting (dask, local-cluster)."
+        ),
+    ] = "local",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the JSON and markdown results; default: WORK_DIR/results."),
+    ] = None,
+) -> None:
+    """Measure every stage next to its bare engine, and the whole night, at one or more scales."""
+    import tempfile
+
+    if retrain_at not in ("largest", "all", "none"):
+        raise _fail(f"--retrain-at must be largest, all or none, not {retrain_at!r}")
+    work = work_dir or Path(
+        os.environ.get("CREDITFLOW_BENCH_DIR") or Path(tempfile.gettempdir()) / "creditflow-bench"
+    )
+    repo = Path(__file__).resolve().parent.parent
+    if work.resolve().is_relative_to(repo):
+        raise _fail(
+            f"{work}: the benchmark writes gigabytes; choose a folder outside the repository"
+        )
+    cfg = BenchConfig(
+        work=work,
+        scales=tuple(scale or DEFAULT_SCALES),
+        book=BaseBook(customers=base_customers, nights=nights),
+        repeat=repeat,
+        retrain_at=retrain_at,
+        execution=execution,
+    )
+    console.print(
+        f"Benchmark in [bold]{work}[/]: scales {', '.join(f'{s:,}' for s in sorted(cfg.scales))} customers; "
+        f"base book {base_customers:,} customers x {nights} nights.",
+        soft_wrap=True,
+    )
+    with console.status("starting") as status:
+        results = run_bench(cfg, progress=lambda text: (status.update(text), console.log(text)))
+    js, md = write_results(results, out or work / "results")
+    console.print(markdown(results), soft_wrap=True)
+    console.print(f"Results: {js}\n         {md}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,7 +1,7 @@
 """One benchmark measurement, in a process of its own: each stage of a night next to the bare
 engine doing the irreducible part of the same work, or the whole nightly flow.
 
-    python -m creditflow.bench_stages stages|night HOME DATE OUT.json [--retrain]
+    python -m benchmarks.bench_stages stages|night HOME DATE OUT.json [--retrain]
 
 ``stages`` calls the same functions the nightly flow's tasks call, in the flow's order, on a
 warehouse that is a fresh copy of the book's snapshot. Each figure is wall seconds and the
@@ -145,14 +145,15 @@ def stages(home: Path, d: date, retrain: bool) -> list[Figure]:
     import polars as pl
     import xgboost as xgb
 
-    from creditflow.catalog import publish_partition
-    from creditflow.ingest import ingest
-    from creditflow.limits import ADVERSE, MODEL_RULES, Champion, evaluate_limits, limit_updates
+    from creditflow.models.champion import Champion
     from creditflow.models.dataset import population
     from creditflow.models.registry import Registry
     from creditflow.models.scoring import reason_codes, reference_contributions, score_population
-    from creditflow.policy import load_policy
+    from creditflow.policy.config import load_policy
+    from creditflow.policy.decisions import ADVERSE, MODEL_RULES, evaluate_limits, limit_updates
+    from creditflow.publish import publish_partition
     from creditflow.settings import Settings
+    from creditflow.steps.ingest import ingest
     from creditflow.transforms.ledger import ensure_ledger_schema, ledger_step
     from creditflow.transforms.reports import REPORTS, report
     from creditflow.warehouse import open_warehouse
@@ -271,10 +272,10 @@ def stages(home: Path, d: date, retrain: bool) -> list[Figure]:
 def _training(con: Any, d: date, registry: Any, settings: Any) -> list[Figure]:
     import xgboost as xgb
 
-    from creditflow.modeling import gate_from
     from creditflow.models.dataset import encode, labelled
     from creditflow.models.recipe import Recipe, fit
     from creditflow.models.training import OOT_DATES, matured_observation_dates, train_challenger
+    from creditflow.steps.retrain import gate_from
 
     run, s, m = timed(lambda: train_challenger(con, d, registry, gate=gate_from(settings)))
     step = Figure(
@@ -313,7 +314,7 @@ def _training(con: Any, d: date, registry: Any, settings: Any) -> list[Figure]:
 # and the Prefect artifacts. Timed by wrapping them, so the flow's code stays as it is.
 AROUND_STEPS = {
     "creditflow.flows.nightly": ("open_delivery", "_begin", "_end", "refresh_catalog", "write_report", "_artifacts"),
-    "creditflow.catalog": ("_swap", "clear_staging"),
+    "creditflow.publish": ("_swap", "clear_staging"),
 }  # fmt: skip
 
 
@@ -358,7 +359,7 @@ def night(home: Path, d: date, retrain: bool, execution: str | None = None) -> d
     overrides["retrain_every_days"] = 1 if retrain else 10_000
     overrides["retrain_psi"] = 0.25 if retrain else 1e9
     overrides["execution"] = execution or "local"
-    from creditflow.execution import cluster
+    from creditflow.execution.cluster import cluster
     from creditflow.settings import load_settings
 
     # a cluster is started before the clock starts, as a backfill or a long-lived cluster
@@ -395,14 +396,21 @@ def _warm_shard_store(settings: Any, d: date) -> float:
     first night on an empty store copies the whole 180-day window, once)."""
     from datetime import timedelta
 
-    from creditflow.shard_store import sync
+    from creditflow.execution.shard_store import sync
+    from creditflow.transforms.features import FEATURES
     from creditflow.transforms.ledger import ensure_ledger_schema
     from creditflow.warehouse import open_warehouse
 
     t0 = time.perf_counter()
     with open_warehouse(settings.warehouse_path) as con:
         ensure_ledger_schema(con)  # a book built before the ledger recorded state versions
-        sync(con, settings.shard_dir / "store", d - timedelta(days=1), settings.shards)
+        sync(
+            con,
+            settings.shard_dir / "store",
+            d - timedelta(days=1),
+            settings.shards,
+            FEATURES.dated,
+        )
     return time.perf_counter() - t0
 
 

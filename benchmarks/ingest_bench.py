@@ -8,7 +8,7 @@ txn_ids). Each measurement runs in a fresh process so its peak memory is its own
 
 - bare_memory: ``create table t as select * from read_csv(file, <contract types>)`` in memory
 - bare_disk:   the same into a DuckDB file, as ingest must persist into the warehouse file
-- ingest: ``creditflow.ingest.ingest`` for that date (verify manifest and checksums, stage,
+- ingest: ``creditflow.steps.ingest.ingest`` for that date (verify manifest and checksums, stage,
           Great Expectations on every extract, route to quarantine, commit, publish).
 
 Prints wall seconds (median), rows per second, peak RSS and the ratios ingest / bare.
@@ -40,14 +40,14 @@ STEPS = ("bare_memory", "bare_disk", "ingest")
 def prepare(root: Path, rows: int) -> None:
     import polars as pl
 
-    from creditflow.ingest import ingest
     from creditflow.settings import Settings
+    from creditflow.steps.ingest import ingest
     from creditflow.upstream.generate import generate
     from creditflow.upstream.simulation import GeneratorConfig
     from creditflow.upstream.writer import csv_bytes
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from deliveries import read_text, refresh_manifest
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout: tests.support
+    from tests.support.deliveries import read_text, refresh_manifest
 
     settings = Settings(home=root)
     generate(GeneratorConfig(customers=50_000, days=2, start=START, seed=7), settings.landing_dir)
@@ -85,8 +85,8 @@ def step_bare(root: Path, on_disk: bool) -> float:
 
 
 def step_ingest(root: Path) -> float:
-    from creditflow.ingest import ingest
     from creditflow.settings import Settings
+    from creditflow.steps.ingest import ingest
 
     wh = root / "run.duckdb"
     shutil.copy(root / "base.duckdb", wh)

@@ -15,12 +15,11 @@ import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from oracle import build_daily_dpd, load_landing
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout: tests.support
 
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
+from tests.support.oracle import build_daily_dpd, load_landing
 
 
 def main() -> None:

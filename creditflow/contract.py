@@ -1,4 +1,4 @@
-"""The landing-zone contract (``shared/CONTRACT.md`` section 1) as data.
+"""The landing-zone contract (``docs/contract.md`` section 1) as data.
 
 One definition serves the synthetic upstream (column order and Parquet types), the
 loader (DuckDB types, the fixed list of file names) and the data dictionary.

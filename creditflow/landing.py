@@ -171,3 +171,13 @@ def _check_columns(path: Path, extract: Extract, fmt: str) -> None:
     raise DeliveryError(
         f"{path}: columns are out of order: {found} (rule: header must be {expected})"
     )
+
+
+def checked_or_none(landing: Path, d: date) -> Delivery | None:
+    """The date's delivery checked ahead of its night (a backfill on a cluster checks every
+    date at once), or None when it fails: the night then checks it again itself and fails
+    with the full error, in date order, as a local backfill would."""
+    try:
+        return open_delivery(landing, d)
+    except DeliveryError:
+        return None

@@ -7,18 +7,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-BUSINESS_TZ = "Asia/Shanghai"
 
 
 class Settings(BaseSettings):
     """Where creditflow reads and writes; every path defaults to a place under ``home``."""
 
     model_config = SettingsConfigDict(env_prefix="CREDITFLOW_", extra="forbid")
+
+    # The settings that change what a night computes, and so are part of its run id; where
+    # the files live and where the work runs are not (a laptop and a cluster give one run id).
+    RESULT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "max_quarantine_share",
+        "retrain_every_days",
+        "retrain_psi",
+        "gate_min_auc",
+        "gate_max_psi",
+        "gate_max_auc_drop",
+    )
 
     home: Path = Path("data")
     landing: Path | None = None
@@ -104,6 +113,10 @@ class Settings(BaseSettings):
     @property
     def distributed(self) -> bool:
         return self.execution != "local"
+
+    def results_json(self) -> str:
+        """``RESULT_FIELDS`` as JSON, for the run id."""
+        return self.model_dump_json(include=set(self.RESULT_FIELDS))
 
     def describe(self) -> dict[str, str]:
         """The resolved locations, for ``creditflow settings`` and run records."""

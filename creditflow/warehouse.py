@@ -16,9 +16,9 @@ from typing import TypeVar
 
 import duckdb
 
-from creditflow.contract import EXTRACTS, Extract
+from creditflow.contract import BUSINESS_TZ, EXTRACTS, Extract
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the baseline; later versions are creditflow.migrations
 T = TypeVar("T")
 
 
@@ -55,8 +55,13 @@ def connect(
     """Open the warehouse; raise ``WarehouseBusy`` if another process holds it past ``wait_seconds``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     con = _retry_lock(lambda: duckdb.connect(str(path), read_only=read_only), path, wait_seconds)
-    con.execute("set TimeZone = 'Asia/Shanghai'")
+    use_business_time_zone(con)
     return con
+
+
+def use_business_time_zone(con: duckdb.DuckDBPyConnection) -> None:
+    """Dates of timestamps are Asia/Shanghai business dates in every connection's SQL."""
+    con.execute(f"set TimeZone = '{BUSINESS_TZ}'")
 
 
 def attach(

@@ -15,10 +15,7 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron
 
 from creditflow.flows.nightly import nightly
-
-DEFAULT_CRON = "0 2 * * *"
-DEFAULT_TIMEZONE = "Asia/Shanghai"
-DEFAULT_NAME = "creditflow-nightly"
+from creditflow.flows.schedule import DEFAULT_CRON, DEFAULT_NAME, DEFAULT_TIMEZONE
 
 
 def nightly_deployment(

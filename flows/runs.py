@@ -29,9 +29,10 @@ from typing import Any
 
 import duckdb
 
-from creditflow.catalog import PublishedPartition, publish_partition
+from creditflow.migrations import migrate
+from creditflow.publish import PublishedPartition, publish_partition
 from creditflow.settings import Settings
-from creditflow.warehouse import WarehouseBusy
+from creditflow.warehouse import WarehouseBusy, open_warehouse
 
 RUNS_DDL = """
 create table if not exists runs (
@@ -212,6 +213,23 @@ def later_dates_changed(
     return [r[0] for r in rows if r[2] == "SUCCESS"]
 
 
+def latest_runs(con: duckdb.DuckDBPyConnection, limit: int) -> list[dict[str, Any]]:
+    """The latest attempts, newest first: what ``creditflow runs`` lists."""
+    rel = con.sql(
+        """select run_date, attempt, run_id, trigger, status, model_version, code_version,
+                  epoch(finished_at - started_at) as seconds, error
+           from runs order by run_date desc, attempt desc limit $n""",
+        params={"n": limit},
+    )
+    return [dict(zip(rel.columns, r, strict=True)) for r in rel.fetchall()]
+
+
+def last_published_date(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The latest business date with a successful run (a change by hand applies after it)."""
+    rows = con.execute("select max(run_date) from runs where status = 'SUCCESS'").fetchall()
+    return rows[0][0] if rows and rows[0][0] else None
+
+
 # --- the run lock ------------------------------------------------------------------------------
 
 _held: dict[Path, int] = {}
@@ -273,3 +291,15 @@ def run_lock(settings: Settings, holder: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def run_lock_migrated(settings: Settings, holder: str) -> Iterator[None]:
+    """The run lock, with the warehouse brought to this code's schema version first (a step
+    run by hand starts as a night does)."""
+    with run_lock(settings, holder):
+        with open_warehouse(
+            settings.warehouse_path, wait_seconds=settings.lock_wait_seconds
+        ) as con:
+            migrate(con)
+        yield

@@ -73,16 +73,6 @@ def deciles(y: np.ndarray, pd_: np.ndarray, bins: int = 10) -> list[dict[str, fl
     return out
 
 
-def bad_rate_by_band(y: np.ndarray, bands: np.ndarray) -> list[dict[str, object]]:
-    """Observed bad rate per score band (risk grade)."""
-    y = np.asarray(y)
-    out = []
-    for band in sorted(set(bands.tolist())):
-        mask = bands == band
-        out.append({"band": band, "n": int(mask.sum()), "bad_rate": float(y[mask].mean())})
-    return out
-
-
 def score_bins(expected: np.ndarray, bins: int = 10) -> tuple[list[float], list[float]]:
     """Inner decile edges of a score sample and its share per bin: what PSI compares against.
 

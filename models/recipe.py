@@ -17,6 +17,7 @@ stay on XGBoost's own margin, whose contributions add up exactly (a > 0 keeps th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -46,6 +47,20 @@ class Recipe:
     validation_share: float = 0.2
     seed: int = 20251129
     threads: int = 2  # fixed: a different thread count may change float sums, and so the model
+
+
+class FitFn(Protocol):
+    """``fit``'s signature: what an executor offers in its place (execution.dask_fit)."""
+
+    def __call__(
+        self,
+        recipe: Recipe,
+        x: np.ndarray,
+        y: np.ndarray,
+        features: list[str],
+        monotone: dict[str, int] | None = None,
+        groups: np.ndarray | None = None,
+    ) -> tuple[xgb.Booster, dict[str, float]]: ...
 
 
 def fit(

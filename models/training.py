@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from datetime import date
-from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -20,14 +19,12 @@ from creditflow.models.dataset import (
     population,
 )
 from creditflow.models.metrics import deciles, discrimination, psi, roc_points, score_bins
-from creditflow.models.recipe import Recipe, fit, predict
+from creditflow.models.recipe import FitFn, Recipe, predict
+from creditflow.models.recipe import fit as fit_recipe
 from creditflow.models.registry import Gate, Registry
 from creditflow.transforms.features import LABEL_DPD_THRESHOLD, LABEL_WINDOW_DAYS
 from creditflow.transforms.ledger import ensure_ledger_schema
 from creditflow.versioning import code_version
-
-if TYPE_CHECKING:
-    from distributed import Client
 
 OOT_DATES = 4  # the latest matured weekly observation dates are the out-of-time window
 MIN_TRAIN_DATES = 4
@@ -83,10 +80,10 @@ def train_challenger(
     *,
     recipe: Recipe | None = None,
     gate: Gate | None = None,
-    client: Client | None = None,
+    fit: FitFn = fit_recipe,
 ) -> ModelRun:
     """Train on matured observations up to ``as_of``, evaluate out of time, apply the gate.
-    With a Dask ``client`` the boosting runs on the cluster (models.dask_fit)."""
+    ``fit``: the recipe's fit, or the same recipe where an executor runs it (a cluster)."""
     recipe, gate = recipe or Recipe(), gate or Gate()
     dates = matured_observation_dates(con)
     if len(dates) < MIN_TRAIN_DATES + OOT_DATES:
@@ -103,16 +100,9 @@ def train_challenger(
     if train.y.min() == train.y.max() or oot.y.min() == oot.y.max():
         return _no_model(as_of, "the matured history has no bads (or no goods) to learn from")
 
-    if client is None:
-        booster, info = fit(
-            recipe, train.x, train.y, train.names, train.monotone, groups=train.customer_id
-        )
-    else:
-        from creditflow.models.dask_fit import fit_on_cluster
-
-        booster, info = fit_on_cluster(
-            client, recipe, train.x, train.y, train.names, train.monotone, groups=train.customer_id
-        )
+    booster, info = fit(
+        recipe, train.x, train.y, train.names, train.monotone, groups=train.customer_id
+    )
     oot_pd = predict(booster, oot.x, oot.names)
     train_pd = predict(booster, train.x, train.names)
     tonight = population(con, as_of)

@@ -1,6 +1,6 @@
 """The limit policy as a typed, versioned object read from a TOML file risk managers edit.
 
-The packaged default is ``creditflow/limit_policy.toml``; ``CREDITFLOW_POLICY_FILE`` points at
+The packaged default is ``policy/limit_policy.toml``; ``CREDITFLOW_POLICY_FILE`` points at
 another. Loading checks what the rules rely on (for instance that nothing rises from grade A
 to G, which keeps a higher pd from ever getting a higher limit), so a bad edit fails when it
 is loaded, with the field named, instead of producing odd limits at night.

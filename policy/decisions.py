@@ -1,33 +1,33 @@
-"""Score every customer, apply the limit policy, keep the decisions and publish limit_updates.
+"""Limit decisions: score every customer, apply the rule ladder, attach reason codes.
 
-IO at the edges around two pure parts: the model's scores (models.scoring) and the policy
-(transforms.limits.decide). Decisions, with every rule's intermediate limit, stay in the
-warehouse table ``limit_decisions`` (the state the next night reads, and what ``creditflow
-limits explain`` prints); the published ``limit_updates`` partition carries the contract's
-columns plus the policy version, dpd and outstanding balance.
+The pure parts are the model's scores (models.scoring) and the rule ladder
+(policy.ladder.decide). ``decision_rows`` is the kernel of the ``LIMITS`` stage: it runs on
+the warehouse, or on each customer shard of a cluster, and returns the rows of
+``limit_decisions`` (every rule's intermediate limit, which ``creditflow limits explain``
+prints). The published ``limit_updates`` partition carries the contract's columns plus the
+policy version, dpd and outstanding balance.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import polars as pl
-import xgboost as xgb
+import pyarrow as pa
 
-from creditflow.catalog import PublishedPartition, publish_partition
-from creditflow.execution import client_for
+from creditflow.models.champion import Champion
 from creditflow.models.dataset import Frame, population
-from creditflow.models.registry import Registry
+from creditflow.models.recipe import predict
 from creditflow.models.scoring import reason_codes, reference_contributions, score_population
-from creditflow.policy import LimitPolicy, load_policy
-from creditflow.settings import Settings
-from creditflow.transforms.ledger import ensure_ledger_schema, sql
-from creditflow.transforms.limits import ACTIONS, STEPS, TERMINAL_RULES, decide, step_column
-from creditflow.warehouse import open_warehouse, transaction
+from creditflow.policy.config import LimitPolicy
+from creditflow.policy.ladder import ACTIONS, STEPS, decide, step_column
+from creditflow.transforms.inputs import Slice, Stage
+from creditflow.transforms.ledger import ensure_ledger_schema
+from creditflow.transforms.queries import sql
+from creditflow.warehouse import ensure_schema, transaction
 
 ADVERSE = ("DECREASE", "FREEZE")
 TRACE = ("after_target", *(step_column(r) for r in STEPS))
@@ -57,22 +57,6 @@ PUBLISHED = (
 
 
 @dataclass(frozen=True)
-class Champion:
-    version: str
-    booster: xgb.Booster
-    names: list[str]
-
-    @classmethod
-    def load(cls, registry: Registry, as_of: date | None = None) -> Champion | None:
-        """The champion in force for business date ``as_of`` (the current one when None)."""
-        version = registry.champion(as_of)
-        if version is None:
-            return None
-        booster, card = registry.load(version)
-        return cls(version, booster, list(card["features"]["names"]))
-
-
-@dataclass(frozen=True)
 class LimitsResult:
     business_date: date
     model_version: str | None
@@ -80,7 +64,6 @@ class LimitsResult:
     customers: int
     actions: dict[str, int]
     reasons_computed: int
-    published: PublishedPartition | None = None
 
 
 def ensure_limits_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -164,10 +147,10 @@ def decide_limits(
     run_id: str,
     frame: Frame | None = None,
     reference: np.ndarray | None = None,
-) -> tuple[pl.DataFrame, int]:
+) -> pl.DataFrame:
     """The decisions of every customer ``con`` knows on ``d`` (the whole book, or one shard
-    of it with the population's ``reference``), in ``limit_decisions``' columns; and how
-    many rows needed exact contributions for their reason codes. Stores nothing."""
+    of it with the population's ``reference``), in ``limit_decisions``' columns. Stores
+    nothing."""
     ensure_limits_schema(con)
     inputs = pl.from_arrow(con.sql(sql("limit_inputs"), params={"d": d}).to_arrow_table())
     assert isinstance(inputs, pl.DataFrame)
@@ -179,7 +162,7 @@ def decide_limits(
     decided = decide(inputs, d, policy)
 
     pd_ = scores["pd"].to_numpy() if champion is not None else None  # in the frame's row order
-    decided, computed = _with_reasons(decided, champion, frame, pd_, reference)
+    decided, _ = _with_reasons(decided, champion, frame, pd_, reference)
     decided = decided.with_columns(
         pl.lit(d).alias("dt"),
         pl.lit(champion.version if champion else None, pl.String).alias("model_version"),
@@ -191,7 +174,39 @@ def decide_limits(
     missing = set(_table_columns(con)) - set(columns)
     if missing:
         raise AssertionError(f"limit_decisions columns not produced: {sorted(missing)}")
-    return decided.select(columns), computed
+    return decided.select(columns)
+
+
+def decision_rows(
+    con: duckdb.DuckDBPyConnection,
+    d: date,
+    *,
+    policy: LimitPolicy,
+    champion: Champion | None,
+    run_id: str,
+    frame: Frame | None,
+    reference: np.ndarray | None,
+) -> pa.Table:
+    """The kernel of the limits stage: ``decide_limits`` as an Arrow table."""
+    return decide_limits(con, d, policy, champion, run_id, frame, reference).to_arrow()
+
+
+def reference_for(champion: Champion | None, frame: Frame) -> np.ndarray | None:
+    """The population's reference contributions (tonight's safest tenth): computed once over
+    every customer, so a shard's reasons are the ones the whole book would give."""
+    if champion is None or not len(frame.customer_id):
+        return None
+    pd_ = predict(champion.booster, frame.x, champion.names).astype(float)
+    return reference_contributions(champion.booster, frame.x, champion.names, pd_)
+
+
+def reasons_computed(decided: pl.DataFrame) -> int:
+    """Rows whose reason codes needed exact contributions: the model-driven adverse ones."""
+    return decided.filter(
+        pl.col("action").is_in(ADVERSE)
+        & pl.col("pd").is_not_null()
+        & pl.col("policy_rule").is_in(MODEL_RULES)
+    ).height
 
 
 def store_decisions(con: duckdb.DuckDBPyConnection, d: date, decided: pl.DataFrame) -> None:
@@ -214,7 +229,6 @@ def summarize(
     d: date,
     policy: LimitPolicy,
     champion: Champion | None,
-    computed: int,
 ) -> LimitsResult:
     actions = dict(decided.group_by("action").len().sort("action").iter_rows())
     return LimitsResult(
@@ -223,7 +237,7 @@ def summarize(
         policy_version=policy.full_version,
         customers=decided.height,
         actions={a: int(actions.get(a, 0)) for a in ACTIONS},
-        reasons_computed=computed,
+        reasons_computed=reasons_computed(decided),
     )
 
 
@@ -235,10 +249,11 @@ def evaluate_limits(
     run_id: str,
     frame: Frame | None = None,
 ) -> tuple[pl.DataFrame, LimitsResult]:
-    """Decide every known customer's limit for the day after ``d``; store the decisions."""
-    decided, computed = decide_limits(con, d, policy, champion, run_id, frame)
+    """Decide every known customer's limit for the day after ``d`` on this connection; store
+    the decisions (the step does the same through an executor)."""
+    decided = decide_limits(con, d, policy, champion, run_id, frame)
     store_decisions(con, d, decided)
-    return decided, summarize(decided, d, policy, champion, computed)
+    return decided, summarize(decided, d, policy, champion)
 
 
 def _table_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -257,105 +272,59 @@ def limit_updates(con: duckdb.DuckDBPyConnection, d: date) -> duckdb.DuckDBPyRel
     )
 
 
-def publish_limits(
-    con: duckdb.DuckDBPyConnection, d: date, published_dir: Path
-) -> PublishedPartition:
-    return publish_partition(limit_updates(con, d), published_dir, "limit_updates", d)
+def action_counts(con: duckdb.DuckDBPyConnection, d: date) -> list[tuple[str, int, int]]:
+    """(action, customers on ``d``, customers over every night), in the ladder's order."""
+    order = ", ".join(f"'{a}'" for a in ACTIONS)
+    return con.execute(
+        f"""select action, count(*) filter (where dt = $d), count(*)
+            from limit_decisions group by action
+            order by list_position([{order}], action)""",
+        {"d": d},
+    ).fetchall()
 
 
-def run_limits(
-    settings: Settings,
-    d: date,
-    *,
-    run_id: str | None = None,
-    policy: LimitPolicy | None = None,
-    frame: Frame | None = None,
-) -> LimitsResult:
-    """Score and decide with the champion in force on ``d`` (or the starter rule), publish
-    limit_updates. The nightly run passes the policy it recorded and the features it built.
-    With a distributed execution setting, customers are decided in shards on the cluster."""
-    run_id = run_id or f"limits-{d.isoformat()}"
-    policy = policy or load_policy(settings.policy_file)
-    champion = Champion.load(Registry(settings.models_dir), d)
-    with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
-        if settings.distributed:
-            from creditflow.shard_customers import sharded_decisions
-
-            with client_for(settings) as client:
-                assert client is not None
-                decided, computed = sharded_decisions(
-                    con,
-                    d,
-                    policy,
-                    champion,
-                    run_id,
-                    frame,
-                    client=client,
-                    shards=settings.shards,
-                    root=settings.shard_dir,
-                    models_dir=settings.models_dir,
-                )
-            store_decisions(con, d, decided)
-            result = summarize(decided, d, policy, champion, computed)
-        else:
-            _, result = evaluate_limits(con, d, policy, champion, run_id, frame)
-        part = publish_limits(con, d, settings.published_dir)
-    return replace(result, published=part)
+def limits_by_grade(con: duckdb.DuckDBPyConnection, d: date) -> list[tuple]:
+    """(grade, customers, median, mean and max limit, customers at 0) on ``d``; customers
+    without a grade (the starter rule) as '(starter)'."""
+    return con.execute(
+        """select coalesce(risk_grade, '(starter)'), count(*), median(new_limit), avg(new_limit),
+                  max(new_limit), count(*) filter (where new_limit = 0)
+           from limit_decisions where dt = $d group by all order by 1""",
+        {"d": d},
+    ).fetchall()
 
 
-@dataclass(frozen=True)
-class Explanation:
-    """How one customer's limit for one date was reached, rule by rule."""
-
-    business_date: date
-    inputs: dict[str, object]
-    steps: list[tuple[str, object, bool]]  # rule, limit after it, whether it changed the limit
-    terminal: str | None
-    new_limit: object
-    action: str
-    policy_rule: str
-    reason_codes: list[str]
-    policy_version: str
-    model_version: str | None
-    run_id: str
+def first_with_action(con: duckdb.DuckDBPyConnection, d: date, action: str) -> str | None:
+    """The first customer (by id) with ``action`` on ``d``: an example worth explaining."""
+    rows = con.execute(
+        """select customer_id from limit_decisions where dt = $d and action = $a
+           order by customer_id limit 1""",
+        {"d": d, "a": action},
+    ).fetchall()
+    return rows[0][0] if rows else None
 
 
-EXPLAIN_INPUTS = (
-    "age", "occupation", "status", "kyc_level", "city_tier", "declared_monthly_income", "dpd",
-    "outstanding_balance", "pd", "score", "risk_grade", "previous_limit", "last_increase_on",
-    "hard_cap",
-)  # fmt: skip
+def _setup(con: duckdb.DuckDBPyConnection) -> None:
+    ensure_schema(con)
+    ensure_limits_schema(con)
 
 
-def explain(
-    con: duckdb.DuckDBPyConnection, customer_id: str, d: date | None = None
-) -> Explanation | None:
-    """The stored decision for the customer on ``d`` (default: the latest evaluated date)."""
-    rel = con.sql(
-        "select * from limit_decisions where customer_id = $c "
-        "and ($d::DATE is null or dt = $d) order by dt desc limit 1",
-        params={"c": customer_id, "d": d},
-    )
-    rows = rel.fetchall()
-    if not rows:
-        return None
-    row = dict(zip(rel.columns, rows[0], strict=True))
-    steps: list[tuple[str, object, bool]] = [(row["target_rule"], row["after_target"], True)]
-    for rule in STEPS:
-        value = row[step_column(rule)]
-        steps.append((rule, value, value != steps[-1][1]))
-    rule = row["policy_rule"]
-    terminal = rule if rule.startswith("eligibility.") or rule in TERMINAL_RULES else None
-    return Explanation(
-        business_date=row["dt"],
-        inputs={k: row[k] for k in EXPLAIN_INPUTS},
-        steps=steps,
-        terminal=terminal,
-        new_limit=row["new_limit"],
-        action=row["action"],
-        policy_rule=row["policy_rule"],
-        reason_codes=list(row["reason_codes"]),
-        policy_version=row["policy_version"],
-        model_version=row["model_version"],
-        run_id=row["run_id"],
-    )
+# What limit_inputs.sql reads for date $d, by customer: customer versions up to the date, the
+# ledger's state on it, and the previous evaluation's decisions. The features arrive as the
+# ``frame`` argument (built by the features stage), split by shard on a cluster.
+LIMITS = Stage(
+    name="limits",
+    shard_by="customer_id",
+    slices=(
+        Slice("customers", "select *, customer_id as shard_key from customers where dt <= $d"),
+        Slice("loan_daily", "select *, customer_id as shard_key from loan_daily where dt = $d"),
+        Slice(
+            "limit_decisions",
+            """select *, customer_id as shard_key from limit_decisions
+               where dt = (select max(dt) from limit_decisions where dt < $d)""",
+        ),
+    ),
+    setup=_setup,
+    kernel=decision_rows,
+    sharded_args=("frame",),
+)

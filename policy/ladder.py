@@ -1,6 +1,6 @@
 """The limit policy as a pure transform: one row of inputs per customer in, one decision out.
 
-``decide`` applies the rules of :mod:`creditflow.policy` in their documented order and keeps
+``decide`` applies the rules of :mod:`creditflow.policy.config` in their documented order and keeps
 the limit after every rule (``after_<rule>`` columns), so ``creditflow limits explain`` shows
 exactly the path a limit took, and ``policy_rule`` names the last rule that changed it.
 Limits are whole yuan in multiples of ``policy.rounding`` (Int64; published as DECIMAL):
@@ -20,7 +20,7 @@ from datetime import date
 import polars as pl
 
 from creditflow.models.scoring import GRADES
-from creditflow.policy import GRADE_NAMES, LimitPolicy
+from creditflow.policy.config import GRADE_NAMES, LimitPolicy
 
 ACTIONS = ("NEW", "INCREASE", "DECREASE", "UNCHANGED", "FREEZE", "CLOSE")
 

@@ -1,17 +1,26 @@
-"""Run the ledger for a business date and publish its delinquency reports (IO at the edge)."""
+"""The ledger step: advance the loan ledger to a business date and publish its delinquency
+reports (IO at the edge; the ledger's SQL is in transforms.ledger)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import date
 
-from creditflow.catalog import PublishedPartition, publish_partition
-from creditflow.execution import client_for
+from creditflow.execution import executor_for
+from creditflow.publish import PublishedPartition, publish_partition
 from creditflow.settings import Settings
-from creditflow.shard_ledger import sharded_ledger_step
-from creditflow.transforms.ledger import LedgerResult, ensure_ledger_schema, ledger_step
+from creditflow.transforms.ledger import (
+    LEDGER,
+    LedgerResult,
+    clear_date,
+    ensure_ledger_schema,
+    previous_step,
+    store_state,
+    window_of,
+)
 from creditflow.transforms.reports import REPORTS, report
-from creditflow.warehouse import open_warehouse
+from creditflow.warehouse import open_warehouse, transaction
 
 
 @dataclass
@@ -27,24 +36,21 @@ class DelinquencyResult:
 def run_ledger(
     settings: Settings, business_date: date, *, run_id: str | None = None
 ) -> DelinquencyResult:
-    """Advance the ledger to ``business_date`` and publish every report partition for it;
-    in loan shards on the cluster when the settings say so (creditflow.shard_ledger)."""
+    """Advance the ledger to ``business_date`` in one transaction (the state computed where
+    the executor runs it) and publish every report partition for it."""
     run_id = run_id or f"ledger-{business_date.isoformat()}"
-    with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
+    t0 = time.perf_counter()
+    with (
+        open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con,
+        executor_for(settings) as executor,
+    ):
         ensure_ledger_schema(con)
-        if settings.distributed:
-            with client_for(settings) as client:
-                assert client is not None
-                step = sharded_ledger_step(
-                    con,
-                    business_date,
-                    run_id=run_id,
-                    client=client,
-                    shards=settings.shards,
-                    root=settings.shard_dir,
-                )
-        else:
-            step = ledger_step(con, business_date, run_id=run_id)
+        prev = previous_step(con, business_date)
+        with transaction(con):
+            # a rerun of the date replaces what it wrote before, and nothing else
+            clear_date(con, business_date)
+            state = executor.run(con, LEDGER, business_date, **window_of(prev))
+            step = store_state(con, business_date, prev, run_id, state, t0)
         result = DelinquencyResult(step)
         for name in REPORTS:
             rows = report(con, name, business_date, run_id)

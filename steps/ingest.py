@@ -17,14 +17,15 @@ from datetime import date
 
 import duckdb
 
-from creditflow.catalog import publish_partition
 from creditflow.contract import EXTRACTS
 from creditflow.landing import Delivery, DeliveryError, open_delivery
+from creditflow.publish import publish_partition
 from creditflow.settings import Settings
-from creditflow.transforms.quarantine import route
-from creditflow.transforms.rules import RULES, RULES_VERSION, SHANGHAI_DATE
-from creditflow.transforms.staging import Staged, stage
-from creditflow.validation import ValidationSession, check_agreement
+from creditflow.transforms.ingest.quarantine import route
+from creditflow.transforms.ingest.references import add_reference_views, prepare_references
+from creditflow.transforms.ingest.rules import RULES, RULES_VERSION, SHANGHAI_DATE
+from creditflow.transforms.ingest.staging import Staged, stage
+from creditflow.transforms.ingest.validation import ValidationSession, check_agreement
 from creditflow.versioning import code_version
 from creditflow.warehouse import count_rows, ensure_schema, scalar, transaction
 
@@ -127,82 +128,6 @@ def _record_attempt(
     )
 
 
-def _prepare_references(con: duckdb.DuckDBPyConnection, business_date: date) -> None:
-    """Relations the rules read: what is known as of the date, and what other dates loaded.
-
-    Called after staging. The rules that look back over all history ("unique across all
-    dates", "a reversal names a repayment") only ever match ids that are in today's files,
-    so each view keeps just those: DuckDB then builds its hash table on today's ids and
-    streams the history past it, instead of holding every id ever loaded in memory (at a
-    million customers that is hundreds of millions of transaction ids).
-    """
-    con.execute(
-        "create or replace table ctx as select $d::DATE as business_date", {"d": business_date}
-    )
-    d = "(select business_date from ctx)"
-    con.execute(
-        f"""create or replace view prior_loans as select loan_id from {WH}.loans
-            where dt <> {d} and loan_id in (select loan_id from stg_loans)"""
-    )
-    # one pass over the transaction history serves the three rules that read it (and their
-    # Great Expectations twins): the rows whose ids appear in today's file
-    # (two semi joins rather than one OR of three IN lists: a third faster at 1M customers)
-    con.execute(
-        f"""create or replace table history_txns as
-            select txn_id, txn_type, reverses_txn_id, dt from {WH}.transactions
-            where dt <> {d}
-              and txn_id in (select txn_id from stg_transactions
-                             union all
-                             select reverses_txn_id from stg_transactions
-                             where reverses_txn_id is not null)
-            union all
-            select txn_id, txn_type, reverses_txn_id, dt from {WH}.transactions
-            where dt <> {d} and txn_type = 'REVERSAL'
-              and reverses_txn_id in (select reverses_txn_id from stg_transactions
-                                      where reverses_txn_id is not null)"""
-    )
-    con.execute("create or replace view prior_txns as select txn_id from history_txns")
-    con.execute(
-        f"""create or replace view prior_installments as select loan_id, installment_no
-            from {WH}.installments
-            where dt <> {d} and loan_id in (select loan_id from stg_installments)"""
-    )
-    con.execute(
-        """create or replace view prior_reversals as select reverses_txn_id from history_txns
-            where txn_type = 'REVERSAL'"""
-    )
-
-
-def _add_reference_views(con: duckdb.DuckDBPyConnection, extract: str) -> None:
-    """After an extract is routed, its clean rows become known to the extracts after it."""
-    d = "(select business_date from ctx)"
-    if extract == "customers":
-        con.execute(
-            f"""create or replace view ref_customers as
-                select customer_id from {WH}.customers where dt < {d}
-                union select customer_id from ok_customers"""
-        )
-    elif extract == "loans":
-        con.execute(
-            f"""create or replace view ref_loans as
-                select loan_id, customer_id, {SHANGHAI_DATE.format(col="originated_at")} as origination_date,
-                       principal, term_months
-                from {WH}.loans where dt < {d}
-                union all
-                select loan_id, customer_id, {SHANGHAI_DATE.format(col="originated_at")}, principal, term_months
-                from ok_loans"""
-        )
-    if extract == "loans":
-        # a REVERSAL may name a repayment delivered earlier or in today's file;
-        # the cascade rule then holds back reversals whose target was itself held back
-        con.execute(
-            f"""create or replace view ref_repayments as
-                select txn_id from history_txns where dt < {d} and txn_type = 'REPAYMENT'
-                union all
-                select txn_id from stg_transactions where txn_type = 'REPAYMENT'"""
-        )
-
-
 @dataclass
 class _Checked:
     staged: Staged
@@ -224,10 +149,10 @@ def _stage_and_validate(
                 f"({staged.rejected_rows} of them unparseable) (rule: manifest row count)"
             )
         checked[extract.name] = _Checked(staged, f.manifest_rows, {})
-    _prepare_references(con, delivery.business_date)  # narrowed to the staged ids
+    prepare_references(con, delivery.business_date, WH)  # narrowed to the staged ids
     for name, c in checked.items():  # routing follows references: customers, loans, ...
         c.failing = route(con, c.staged, RULES[name])
-        _add_reference_views(con, name)
+        add_reference_views(con, name, WH)
 
     gx_counts, docs = session.validate(
         delivery.business_date, {name: c.staged.table for name, c in checked.items()}
@@ -362,25 +287,3 @@ def _commit(
             _record_attempt(con, d, run_id, "LOADED", None)
     finally:
         con.execute("set preserve_insertion_order = true")
-
-
-def quarantined_rows(
-    con: duckdb.DuckDBPyConnection, business_date: date, extract: str | None = None
-) -> list[dict]:
-    """The quarantined rows of a date, for ``creditflow quarantine``."""
-    rows = con.execute(
-        """select extract, source_row, line, natural_key, failed_rules, record from quarantine
-           where dt = $d and ($e is null or extract = $e) order by extract, source_row""",
-        {"d": business_date, "e": extract},
-    ).fetchall()
-    return [
-        {
-            "extract": r[0],
-            "row": r[1],
-            "line": r[2],
-            "key": r[3],
-            "failed_rules": list(r[4]),
-            "record": r[5],
-        }
-        for r in rows
-    ]

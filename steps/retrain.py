@@ -1,4 +1,5 @@
-"""Retrain the credit model for a business date and publish the decision (IO at the edge)."""
+"""The retrain step: train a challenger for a business date when due, apply the gate, publish
+the decision in ``model_runs`` (IO at the edge; training is models.training)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from datetime import date
 import duckdb
 import polars as pl
 
-from creditflow.catalog import PublishedPartition, publish_partition
-from creditflow.execution import client_for
+from creditflow.execution import executor_for
 from creditflow.models.dataset import Frame, like_training, population
 from creditflow.models.metrics import psi_against
 from creditflow.models.monitoring import RetrainPolicy, retrain_due
 from creditflow.models.recipe import predict
 from creditflow.models.registry import Gate, Registry
 from creditflow.models.training import ModelRun, train_challenger
+from creditflow.publish import PublishedPartition, publish_partition
 from creditflow.settings import Settings
 from creditflow.warehouse import open_warehouse, transaction
 
@@ -122,8 +123,8 @@ def retrain_if_due(
         if not due:
             con.execute("delete from training_log where dt = $d", {"d": d})
             return RetrainOutcome(False, why, champion, psi_now)
-        with client_for(settings) as client:
-            run = train_challenger(con, d, registry, gate=gate_from(settings), client=client)
+        with executor_for(settings) as executor:
+            run = train_challenger(con, d, registry, gate=gate_from(settings), fit=executor.fit)
         _log(con, run, why, run_id)
     publish_model_run(run, settings, run_id)
     return RetrainOutcome(True, why, champion, psi_now, run)
@@ -135,13 +136,13 @@ def retrain(
     """Train a challenger on what the warehouse knows by the date, apply the gate, publish model_runs."""
     run_id = run_id or f"train-{business_date.isoformat()}"
     with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
-        with client_for(settings) as client:
+        with executor_for(settings) as executor:
             run = train_challenger(
                 con,
                 business_date,
                 Registry(settings.models_dir),
                 gate=gate_from(settings),
-                client=client,
+                fit=executor.fit,
             )
         _log(con, run, "by hand", run_id)
     return run, publish_model_run(run, settings, run_id)

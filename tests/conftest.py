@@ -5,14 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-
+import creditflow  # noqa: F401  (sets the offline defaults before Prefect or GX is imported)
 from creditflow.settings import Settings
 from creditflow.upstream.generate import GenerationResult, generate
 from creditflow.upstream.simulation import GeneratorConfig
@@ -39,20 +35,6 @@ def parquet_book(tmp_path_factory: pytest.TempPathFactory) -> GenerationResult:
     return generate(SMALL, tmp_path_factory.mktemp("parquet") / "landing", fmt="parquet")
 
 
-def datasets_dir() -> Path:
-    """The real public data sets: CREDITFLOW_DATASETS, or shared/datasets beside the checkout."""
-    configured = os.environ.get("CREDITFLOW_DATASETS")
-    return (
-        Path(configured)
-        if configured
-        else Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    )
-
-
-def delivery_dirs(landing: Path) -> list[Path]:
-    return sorted(p for p in landing.iterdir() if p.name.startswith("dt="))
-
-
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """A real (temporary, local) Prefect API for the flow tests, started once per worker."""
@@ -74,7 +56,7 @@ def published_book(
     """Fourteen nights of a 400-customer book, backfilled through the whole pipeline."""
     from datetime import timedelta
 
-    from creditflow.flows.nightly import backfill
+    from creditflow.flows.backfill import backfill
     from creditflow.settings import load_settings
 
     root = tmp_path_factory.mktemp("published_book")

@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import date
 
 import duckdb
+import pyarrow as pa
 
-from creditflow.transforms.ledger import sql
+from creditflow.transforms.inputs import DatedTable, Slice, Stage
+from creditflow.transforms.ledger import ensure_ledger_schema
+from creditflow.transforms.queries import sql
+from creditflow.warehouse import ensure_schema
 
 LABEL_WINDOW_DAYS = 90
 LABEL_DPD_THRESHOLD = 30
@@ -32,6 +36,11 @@ def features(con: duckdb.DuckDBPyConnection, observation_date: date) -> duckdb.D
     return con.sql(sql("features"), params={"t": observation_date})
 
 
+def feature_rows(con: duckdb.DuckDBPyConnection, observation_date: date) -> pa.Table:
+    """The kernel of the features stage: ``features`` materialised."""
+    return features(con, observation_date).to_arrow_table()
+
+
 def labels(
     con: duckdb.DuckDBPyConnection,
     observation_date: date,
@@ -44,3 +53,37 @@ def labels(
         sql("labels"),
         params={"t": observation_date, "window": window_days, "threshold": dpd_threshold},
     )
+
+
+def _setup(con: duckdb.DuckDBPyConnection) -> None:
+    ensure_schema(con)
+    ensure_ledger_schema(con)
+
+
+# What features.sql reads for date $d, by customer: every customer version and loan up to the
+# date (the features count all of them), and by date the windows it aggregates (behaviour's
+# business_date is its delivery date: a rule of the contract that ingest enforces).
+FEATURES = Stage(
+    name="features",
+    shard_by="customer_id",
+    slices=(
+        Slice("customers", "select *, customer_id as shard_key from customers where dt <= $d"),
+        Slice("loans", "select *, customer_id as shard_key from loans where dt <= $d"),
+    ),
+    dated=(
+        DatedTable(
+            "behaviour", 90, "select *, customer_id as shard_key from behaviour where dt = $dt"
+        ),
+        DatedTable(
+            "transactions",
+            90,
+            """select *, customer_id as shard_key from transactions
+               where dt = $dt and txn_type in ('REPAYMENT', 'REVERSAL')""",
+        ),
+        DatedTable(
+            "loan_daily", 180, "select *, customer_id as shard_key from loan_daily where dt = $dt"
+        ),
+    ),
+    setup=_setup,
+    kernel=feature_rows,
+)

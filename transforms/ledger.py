@@ -20,12 +20,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
-from importlib.resources import files
 
 import duckdb
+import pyarrow as pa
 
-from creditflow.warehouse import scalar, transaction
+from creditflow.transforms.inputs import Slice, Stage
+from creditflow.transforms.queries import sql
+from creditflow.warehouse import ensure_schema, scalar, transaction
 
 EARLIEST = date(1900, 1, 1)
 GRACE_DAYS = 35  # repaid loans stay active this long: bounced auto-debits are reversed days later
@@ -54,7 +55,7 @@ _STATE_COLUMNS = """
 
 
 def ensure_ledger_schema(con: duckdb.DuckDBPyConnection) -> None:
-    for sql in (
+    for ddl in (
         """create table if not exists schedule (
             loan_id VARCHAR not null, installment_no INTEGER not null, due_date DATE not null,
             principal_due DECIMAL(18,2) not null, interest_due DECIMAL(18,2) not null,
@@ -68,17 +69,11 @@ def ensure_ledger_schema(con: duckdb.DuckDBPyConnection) -> None:
             dt DATE not null, prev_dt DATE, run_id VARCHAR not null, active_loans BIGINT not null,
             archived_loans BIGINT not null, loans_without_schedule BIGINT not null, seconds DOUBLE not null)""",
         # a new version each time a date's state is written: copies of it elsewhere (the
-        # shard store of creditflow.shard_store) know when they are stale
+        # shard store of creditflow.execution.shard_store) know when they are stale
         """create table if not exists state_versions (
             table_name VARCHAR not null, dt DATE not null, version VARCHAR not null)""",
     ):
-        con.execute(sql)
-
-
-@cache
-def sql(name: str) -> str:
-    """A SQL model from transforms/sql/."""
-    return (files("creditflow.transforms") / "sql" / f"{name}.sql").read_text(encoding="utf-8")
+        con.execute(ddl)
 
 
 @dataclass(frozen=True)
@@ -98,36 +93,69 @@ def ledger_step(
     run_id: str,
     grace_days: int = GRACE_DAYS,
 ) -> LedgerResult:
-    """Compute ``loan_daily`` for ``business_date`` (replacing it if it exists), in one transaction."""
+    """Compute ``loan_daily`` for ``business_date`` (replacing it if it exists), in one
+    transaction, on this connection (the step does the same through an executor)."""
     t0 = time.perf_counter()
     ensure_ledger_schema(con)
     prev = previous_step(con, business_date)
-    after = prev or EARLIEST
+    with transaction(con):
+        clear_date(con, business_date)
+        state = LEDGER.run_here(con, business_date, **window_of(prev))
+        return store_state(con, business_date, prev, run_id, state, t0, grace_days=grace_days)
+
+
+def window_of(prev: date | None) -> dict[str, date | None]:
+    """The step's parameters: the previous state's date and the start of the delivery window
+    (exclusive); the whole history on a first step."""
+    return {"prev": prev, "after": prev or EARLIEST}
+
+
+def state_rows(
+    con: duckdb.DuckDBPyConnection, business_date: date, *, prev: date | None, after: date
+) -> pa.Table:
+    """The kernel: every loan's position at the end of the date, from the state at ``prev``
+    and what was delivered after ``after`` (sources brought up to date by ``prepare``)."""
     window = {"after": after, "d": business_date}
     try:
-        with transaction(con):
-            # a rerun of the date replaces what it wrote before, and nothing else
-            clear_date(con, business_date)
-            refresh_sources(con, after, business_date)
-            con.execute(
-                f"create or replace temp table ledger_events as {sql('ledger_events')}", window
-            )
-            con.execute(
-                f"create or replace temp table _state as {sql('ledger_state')}",
-                {**window, "prev": prev},
-            )
-            keep = "outstanding_principal > 0 or closed_on > $d - $grace"
-            params = {"d": business_date, "grace": grace_days}
-            con.execute(f"insert into loan_daily select * from _state where {keep}", params)
-            con.execute(
-                f"insert into loan_archive select *, $d from _state where not ({keep})", params
-            )
-            result = record_step(con, business_date, prev, run_id, t0)
+        con.execute(f"create or replace temp table ledger_events as {sql('ledger_events')}", window)
+        return con.sql(sql("ledger_state"), params={**window, "prev": prev}).to_arrow_table()
     finally:
         con.execute("drop table if exists ledger_events")
-        con.execute("drop table if exists _state")
-        con.execute("drop table if exists _touched")
-    return result
+
+
+def store_state(
+    con: duckdb.DuckDBPyConnection,
+    business_date: date,
+    prev: date | None,
+    run_id: str,
+    state: pa.Table,
+    t0: float,
+    *,
+    grace_days: int = GRACE_DAYS,
+) -> LedgerResult:
+    """Write the kernel's rows: open loans (and those repaid within the grace period) to
+    ``loan_daily``, the rest to ``loan_archive``; record the step. Inside the caller's
+    transaction."""
+    keep = "outstanding_principal > 0 or closed_on > $d - $grace"
+    params = {"d": business_date, "grace": grace_days}
+    con.register("_state", state)
+    try:
+        con.execute(f"insert into loan_daily select * from _state where {keep}", params)
+        con.execute(f"insert into loan_archive select *, $d from _state where not ({keep})", params)
+    finally:
+        con.unregister("_state")
+    return record_step(con, business_date, prev, run_id, t0)
+
+
+def _prepare(
+    con: duckdb.DuckDBPyConnection, business_date: date, *, prev: date | None, after: date
+) -> None:
+    refresh_sources(con, after, business_date)
+
+
+def _setup(con: duckdb.DuckDBPyConnection) -> None:
+    ensure_schema(con)
+    ensure_ledger_schema(con)
 
 
 def previous_step(con: duckdb.DuckDBPyConnection, business_date: date) -> date | None:
@@ -144,7 +172,7 @@ def clear_date(con: duckdb.DuckDBPyConnection, business_date: date) -> None:
 def refresh_sources(con: duckdb.DuckDBPyConnection, after: date, business_date: date) -> None:
     """Bring ``schedule`` and ``repayments`` up to the date from what was delivered after
     ``after``: schedules of loans whose instalments arrived (with the waterfall's axis), and
-    the window's successful repayments. Leaves ``_touched`` (those loans) for the caller."""
+    the window's successful repayments."""
     window = {"after": after, "d": business_date}
     con.execute(
         """
@@ -167,6 +195,7 @@ def refresh_sources(con: duckdb.DuckDBPyConnection, after: date, business_date: 
         """,
         {"d": business_date},
     )
+    con.execute("drop table _touched")
     con.execute("delete from repayments where dt > $after and dt <= $d", window)
     con.execute(
         """
@@ -234,10 +263,65 @@ def record_step(
     return LedgerResult(business_date, prev, active, archived, unscheduled, seconds)
 
 
-def customer_dpd(con: duckdb.DuckDBPyConnection, business_date: date) -> duckdb.DuckDBPyRelation:
-    """Each borrower's dpd on the date: the maximum over their loans."""
-    return con.sql(
-        "select customer_id, max(dpd) as dpd, sum(outstanding_principal) as outstanding_principal "
-        "from loan_daily where dt = $d group by customer_id",
-        params={"d": business_date},
-    )
+# What the ledger reads for a step, by loan. $after (exclusive) .. $d (inclusive) is the
+# step's window; $prev the previous state's date.
+_WINDOW_REPAYMENTS = """select txn_id, loan_id from transactions
+    where dt > $after and dt <= $d and txn_type = 'REPAYMENT' and status = 'SUCCESS'"""
+_REVERSALS = """select reverses_txn_id from transactions
+    where dt > $after and dt <= $d and txn_type = 'REVERSAL' and status = 'SUCCESS'"""
+_TOUCHED = "select loan_id from installments where dt > $after and dt <= $d"
+# loans something happened to in the window: the archived ones among them can come back
+_EVENT_LOANS = f"""select loan_id from ({_WINDOW_REPAYMENTS})
+    union select loan_id from repayments where txn_id in ({_REVERSALS})"""
+
+LEDGER = Stage(
+    name="ledger",
+    shard_by="loan_id",
+    slices=(
+        Slice("loan_daily", "select *, loan_id as shard_key from loan_daily where dt = $prev"),
+        Slice(
+            "loan_archive",
+            f"""select *, loan_id as shard_key from loan_archive
+                where archived_on <> $d and loan_id in ({_EVENT_LOANS})""",
+        ),
+        Slice(
+            "schedule",
+            f"""select *, loan_id as shard_key from schedule
+                where loan_id in (select loan_id from loan_daily where dt = $prev)
+                   or loan_id in (select loan_id from loans where dt > $after and dt <= $d)
+                   or loan_id in ({_EVENT_LOANS})""",
+        ),
+        Slice(
+            "installments",
+            f"select *, loan_id as shard_key from installments where dt <= $d and loan_id in ({_TOUCHED})",
+        ),
+        Slice(
+            "loans",
+            f"""select *, loan_id as shard_key from loans
+                where dt <= $d and ((dt > $after) or loan_id in ({_TOUCHED}))""",
+        ),
+        # the repayments that the window's reversals undo, wherever they were delivered
+        Slice(
+            "repayments",
+            f"select *, loan_id as shard_key from repayments where txn_id in ({_REVERSALS})",
+        ),
+        # a REVERSAL carries no loan_id: it goes to the shard of the repayment it undoes
+        Slice(
+            "transactions",
+            f"""select t.*,
+                       case when t.txn_type = 'REVERSAL' then coalesce(target.loan_id, '')
+                            else t.loan_id end as shard_key
+                from transactions as t
+                left join (
+                    select txn_id, any_value(loan_id) as loan_id
+                    from (select txn_id, loan_id from repayments
+                          union all {_WINDOW_REPAYMENTS})
+                    group by txn_id
+                ) as target on t.txn_type = 'REVERSAL' and target.txn_id = t.reverses_txn_id
+                where t.dt > $after and t.dt <= $d and t.txn_type in ('REPAYMENT', 'REVERSAL')""",
+        ),
+    ),
+    setup=_setup,
+    prepare=_prepare,
+    kernel=state_rows,
+)

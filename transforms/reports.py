@@ -6,7 +6,7 @@ from datetime import date
 
 import duckdb
 
-from creditflow.transforms.ledger import sql
+from creditflow.transforms.queries import sql
 
 # contract tables first; delinquency_rates is an addition (coincident and lagged 30+ rates)
 REPORTS = ("loan_delinquency", "delinquency_summary", "roll_rates", "vintage", "delinquency_rates")

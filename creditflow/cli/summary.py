@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from creditflow.models.registry import Registry
+from creditflow.policy.decisions import action_counts, first_with_action, limits_by_grade
 from creditflow.settings import Settings
 from creditflow.transforms.reports import bucket_mix
 from creditflow.warehouse import open_warehouse
@@ -45,23 +46,9 @@ def demo_summary(console: Console, settings: Settings, last: date) -> None:
 
     with open_warehouse(settings.warehouse_path, read_only=True) as con:
         buckets = bucket_mix(con, last)
-        actions = con.execute(
-            """select action, count(*) filter (where dt = $d), count(*)
-               from limit_decisions group by action
-               order by list_position(['NEW','INCREASE','DECREASE','UNCHANGED','FREEZE','CLOSE'], action)""",
-            {"d": last},
-        ).fetchall()
-        by_grade = con.execute(
-            """select coalesce(risk_grade, '(starter)'), count(*), median(new_limit), avg(new_limit),
-                      max(new_limit), count(*) filter (where new_limit = 0)
-               from limit_decisions where dt = $d group by all order by 1""",
-            {"d": last},
-        ).fetchall()
-        example = con.execute(
-            """select customer_id from limit_decisions where dt = $d and action = 'DECREASE'
-               order by customer_id limit 1""",
-            {"d": last},
-        ).fetchall()
+        actions = action_counts(con, last)
+        by_grade = limits_by_grade(con, last)
+        example = first_with_action(con, last, "DECREASE")
 
     t = Table(
         "bucket", "accounts", "balance (CNY)", "share of balance", title=f"delinquency on {last}"
@@ -88,7 +75,7 @@ def demo_summary(console: Console, settings: Settings, last: date) -> None:
         soft_wrap=True,
     )
     if example:
-        console.print(f"  creditflow limits explain {example[0][0]} --date {last}", soft_wrap=True)
+        console.print(f"  creditflow limits explain {example} --date {last}", soft_wrap=True)
     console.print("  creditflow runs    creditflow model list", soft_wrap=True)
     report = published / "_reports" / f"report-{last}.html"
     if report.exists():

@@ -1,11 +1,11 @@
-"""Where the work runs: this process, or a Dask cluster (docs/scale_out.md).
+"""The Dask cluster a distributed run uses (docs/scale_out.md).
 
 ``cluster(settings)`` yields a ``distributed.Client`` for ``execution = dask`` (an existing
 scheduler) or ``local-cluster`` (a ``LocalCluster`` of worker processes started here), and
-None for ``local``. While it is open, ``current_client()`` returns that client, so the
-pipeline's steps find the cluster without a client travelling through Prefect task
-parameters (which Prefect would try to hash). Steps called outside a ``cluster`` block
-open one for themselves through ``client_for``.
+None for ``local``. While it is open, ``current_client()`` returns that client, so a
+backfill's nights share one cluster without a client travelling through Prefect task
+parameters (which Prefect would try to hash). ``client_for`` opens one for a step called
+outside a ``cluster`` block.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
+from creditflow import OFFLINE_DEFAULTS
 from creditflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,9 +26,7 @@ if TYPE_CHECKING:
 # Worker processes inherit the environment at spawn time: nothing phones home from them, and
 # OpenMP threads sleep instead of spinning while another process holds a core (FIELD_NOTES).
 WORKER_ENVIRONMENT = {
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "GX_ANALYTICS_ENABLED": "False",
+    **OFFLINE_DEFAULTS,
     "OMP_WAIT_POLICY": "PASSIVE",
     # workers log each connection and plugin at INFO; what matters to a run is a warning
     "DASK_LOGGING__DISTRIBUTED": "warning",
@@ -130,14 +129,9 @@ def worker_threads() -> int:
 
 def log_shards(stage: str, rows: list[int], seconds: list[float], note: str = "") -> None:
     """One line per sharded stage: rows, and the slowest and summed task time (the figures
-    docs/scale_out.md scales from), in the run's log when there is a run."""
-    try:
-        from prefect import get_run_logger
-
-        logger: logging.Logger | logging.LoggerAdapter = get_run_logger()
-    except Exception:  # outside a flow or task run (a step called by hand)
-        logger = logging.getLogger("creditflow.shards")
-    logger.info(
+    docs/scale_out.md scales from). A standard logger, so the steps stay free of Prefect;
+    a flow run shows it with PREFECT_LOGGING_EXTRA_LOGGERS=creditflow."""
+    logging.getLogger("creditflow.execution").info(
         "%s: %d shards, %d rows (largest shard %d), task seconds max %.2f, sum %.2f%s",
         stage,
         len(rows),

@@ -1,242 +1,156 @@
-"""The per-customer stages in customer shards on a Dask cluster: features, scores, reason
-codes and limits, with the same SQL and Python as the local run.
+"""The Dask executor: a stage's kernel mapped over hash shards on a cluster, the same SQL and
+Python as in process.
 
-The driver writes tonight's snapshot once, split by a hash of customer_id: every row the
-feature and limit-input SQL reads for the date (customer versions up to it, 90 days of
-behaviour and repayment events, 180 days of ledger state, loans, the previous evaluation's
-decisions). A feature task per shard runs ``features`` on its own in-memory DuckDB and writes
-Parquet; the driver gathers the matrix for what is population-level (the drift check,
-training, the reference of reason codes). A limits task per shard then scores, decides and
-explains its customers against that one population reference (the mean contributions of
-tonight's safest tenth: per shard it would be each shard's own safest tenth, and reasons
-would differ from the local run's), and writes its decisions; the driver stores them and
-publishes the partition as the local run does.
+For a stage and a date the driver (which holds the warehouse) runs the stage's ``prepare``
+on the warehouse, writes every declared slice split by shard (execution.shards), brings the
+shard store up to the date for the declared dated windows (execution.shard_store: one new
+date per table on an ordinary night), and splits the per-customer arguments (tonight's
+features, for the limits) by shard. One Dask task per shard then builds an in-memory DuckDB
+with the stage's tables, loads its shard, runs ``prepare`` and the kernel there, and writes
+its rows as Parquet; the driver gathers them. Population-level values (the reference of
+reason codes) are computed once by the step and travel to every shard unchanged.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
-import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xgboost as xgb
 
-from creditflow.execution import log_shards, worker_threads
-from creditflow.models.dataset import Frame, encode
-from creditflow.models.recipe import predict
-from creditflow.models.registry import Registry
-from creditflow.models.scoring import reference_contributions
-from creditflow.policy import LimitPolicy
-from creditflow.settings import Settings
-from creditflow.shard_store import Valid, load_dated, sync
-from creditflow.shards import Slice, export_slices, load_slices, worker_connection
-from creditflow.transforms.features import features
-from creditflow.warehouse import ensure_schema
+from creditflow.execution.cluster import log_shards, worker_threads
+from creditflow.execution.dask_fit import fit_on_cluster
+from creditflow.execution.shard_store import Valid, load_dated, sync
+from creditflow.execution.shards import export_slices, load_slices, shards_of, worker_connection
+from creditflow.landing import Delivery, checked_or_none
+from creditflow.models.dataset import Frame
+from creditflow.models.recipe import Recipe
+from creditflow.transforms.inputs import Stage
 
 if TYPE_CHECKING:
     from distributed import Client
 
-    from creditflow.limits import Champion
-
-# What transforms/sql/features.sql and limit_inputs.sql read for date $d, by customer, besides
-# the dated history in the shard store: every customer version and loan up to the date (the
-# features count all of them), and the previous evaluation's decisions.
-SLICES = (
-    Slice("customers", "select *, customer_id as shard_key from customers where dt <= $d"),
-    Slice("loans", "select *, customer_id as shard_key from loans where dt <= $d"),
-    Slice(
-        "limit_decisions",
-        """select *, customer_id as shard_key from limit_decisions
-           where dt = (select max(dt) from limit_decisions where dt < $d)""",
-    ),
-)
-TABLES = tuple(s.table for s in SLICES)
-
 
 @dataclass(frozen=True)
-class ShardedFrame(Frame):
-    """Tonight's features gathered from the shards, with where the shards' own files are:
-    the limits step reuses them instead of building the features again."""
+class ShardJob:
+    """One shard's share of a stage: plain values and paths, so it pickles to any worker."""
 
-    snapshot: Snapshot | None = None
-    as_of: date = date.min
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Where a night's shard inputs are: tonight's export and the store's valid dates."""
-
-    work: Path
-    store: Path
-    dated: Valid
-
-
-def _shard_con(snapshot: Snapshot, shard: int) -> duckdb.DuckDBPyConnection:
-    from creditflow.limits import ensure_limits_schema
-
-    con = worker_connection(worker_threads())
-    ensure_schema(con)
-    ensure_limits_schema(con)
-    load_slices(con, snapshot.work / "in", TABLES, shard)
-    load_dated(con, snapshot.store, snapshot.dated, shard)
-    return con
-
-
-@dataclass(frozen=True)
-class FeatureShardJob:
-    shard: int
-    observation_date: date
-    snapshot: Snapshot
-
-
-def features_shard(job: FeatureShardJob) -> tuple[int, float]:
-    """The features of one shard's customers (on a Dask worker), written as Parquet.
-    Returns the shard's customers and seconds."""
-    t0 = time.perf_counter()
-    con = _shard_con(job.snapshot, job.shard)
-    try:
-        path = job.snapshot.work / "features" / f"shard={job.shard}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        table = features(con, job.observation_date).to_arrow_table()
-        pl.from_arrow(table).write_parquet(path)  # type: ignore[union-attr]
-        return table.num_rows, time.perf_counter() - t0
-    finally:
-        con.close()
-
-
-def sharded_population(
-    con: duckdb.DuckDBPyConnection, d: date, *, client: Client, shards: int, root: Path
-) -> ShardedFrame:
-    """``population(con, d)`` built shard by shard on the cluster: the same matrix, in the
-    same (customer_id) order."""
-    from creditflow.limits import ensure_limits_schema
-
-    ensure_limits_schema(con)  # a first night has no decisions table yet
-    work = root / "customers" / f"dt={d.isoformat()}"
-    export_slices(con, work / "in", SLICES, {"d": d}, shards)
-    dated, copied = sync(con, root / "store", d, shards)
-    snapshot = Snapshot(work, root / "store", dated)
-    jobs = [FeatureShardJob(k, d, snapshot) for k in range(shards)]
-    done = client.gather(client.map(features_shard, jobs, pure=False))
-    log_shards(
-        "features",
-        [n for n, _ in done],
-        [s for _, s in done],
-        note=f"{copied} table-dates copied to the shard store",
-    )
-    files = [work / "features" / f"shard={k}.parquet" for k in range(shards)]
-    table = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
-    frame = encode(table.sort("customer_id"))
-    return ShardedFrame(
-        frame.x, frame.names, frame.customer_id, frame.observation_date, frame.y, snapshot, d
-    )
-
-
-@dataclass(frozen=True)
-class LimitShardJob:
+    stage: Stage
     shard: int
     business_date: date
-    run_id: str
-    policy: LimitPolicy
-    models_dir: Path
-    champion: str | None
-    reference: np.ndarray | None
-    snapshot: Snapshot
+    work: Path
+    store: Path
+    valid: Valid
 
 
-def limits_shard(job: LimitShardJob) -> tuple[int, int, float]:
-    """Score, decide and explain one shard's customers (on a Dask worker); write the
-    decisions as Parquet. Returns its customers, how many rows needed exact contributions
-    for their reason codes, and seconds."""
-    from creditflow.limits import Champion, decide_limits
-
+def run_shard(
+    job: ShardJob, shared: dict[str, Any], sharded: dict[str, Any]
+) -> tuple[int, float, str]:
+    """Run the stage's kernel on one shard (on a Dask worker); write its rows as Parquet.
+    Returns the rows, seconds and the file."""
     t0 = time.perf_counter()
-    champion = None
-    if job.champion is not None:
-        booster, card = Registry(job.models_dir).load(job.champion)
-        champion = Champion(job.champion, booster, list(card["features"]["names"]))
-    con = _shard_con(job.snapshot, job.shard)
+    con = worker_connection(worker_threads())
     try:
-        frame = None
-        if champion is not None:
-            raw = pl.read_parquet(job.snapshot.work / "features" / f"shard={job.shard}.parquet")
-            frame = encode(raw)
-        decided, computed = decide_limits(
-            con, job.business_date, job.policy, champion, job.run_id, frame, job.reference
-        )
-        path = job.snapshot.work / "decisions" / f"shard={job.shard}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        decided.write_parquet(path)
-        return decided.height, computed, time.perf_counter() - t0
+        job.stage.setup(con)
+        load_slices(con, job.work / "in", tuple(s.table for s in job.stage.slices), job.shard)
+        load_dated(con, job.store, job.valid, job.shard, job.stage.dated)
+        table = job.stage.run_here(con, job.business_date, **shared, **sharded)
     finally:
         con.close()
+    path = job.work / "out" / f"shard={job.shard}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd")
+    return table.num_rows, time.perf_counter() - t0, str(path)
 
 
-def sharded_decisions(
-    con: duckdb.DuckDBPyConnection,
-    d: date,
-    policy: LimitPolicy,
-    champion: Champion | None,
-    run_id: str,
-    frame: Frame | None,
-    *,
-    client: Client,
-    shards: int,
-    root: Path,
-    models_dir: Path,
-) -> tuple[pl.DataFrame, int]:
-    """``decide_limits`` for the whole book, shard by shard on the cluster."""
-    snapshot = frame.snapshot if isinstance(frame, ShardedFrame) and frame.as_of == d else None
-    if snapshot is None or not (snapshot.work / "features").is_dir():
-        frame = sharded_population(con, d, client=client, shards=shards, root=root)
-        snapshot = frame.snapshot
-    assert snapshot is not None and frame is not None
-    reference = None
-    if champion is not None and len(frame.customer_id):
-        # population-level, so computed once here: the local run's reference exactly
-        pd_ = predict(champion.booster, frame.x, champion.names).astype(float)
-        reference = reference_contributions(champion.booster, frame.x, champion.names, pd_)
-    jobs = [
-        LimitShardJob(
-            k,
-            d,
-            run_id,
-            policy,
-            models_dir,
-            champion.version if champion else None,
-            reference,
-            snapshot,
-        )
-        for k in range(shards)
-    ]
-    done = client.gather(client.map(limits_shard, jobs, pure=False))
-    log_shards("score and limits", [n for n, _, _ in done], [s for _, _, s in done])
-    files = [snapshot.work / "decisions" / f"shard={k}.parquet" for k in range(shards)]
-    decided = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
-    # the snapshot and features were this night's working copies; the decisions stay as
-    # the shards' state files (docs/scale_out.md)
-    for scratch in ("in", "features"):
-        shutil.rmtree(snapshot.work / scratch, ignore_errors=True)
-    return decided.sort("customer_id"), sum(c for _, c, _ in done)
-
-
-def population_for(settings: Settings, d: date) -> Frame:
-    """Tonight's model input for the configured execution: ``population`` from the warehouse
-    locally, ``sharded_population`` on the cluster otherwise."""
-    from creditflow.execution import client_for
-    from creditflow.models.dataset import population
-    from creditflow.warehouse import open_warehouse
-
-    with open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con:
-        if not settings.distributed:
-            return population(con, d)
-        with client_for(settings) as client:
-            assert client is not None
-            return sharded_population(
-                con, d, client=client, shards=settings.shards, root=settings.shard_dir
+def split_by_shard(value: Any, shards: int) -> list[Any]:
+    """A per-customer argument cut into the shards' parts (a Frame by its customer ids)."""
+    if value is None:
+        return [None] * shards
+    if not isinstance(value, Frame):
+        raise TypeError(f"cannot split a {type(value).__name__} by shard")
+    which = shards_of(value.customer_id, shards)
+    parts = []
+    for k in range(shards):
+        rows = np.flatnonzero(which == k)
+        parts.append(
+            replace(
+                value,
+                x=value.x[rows],
+                customer_id=value.customer_id[rows],
+                observation_date=value.observation_date[rows],
+                y=None if value.y is None else value.y[rows],
             )
+        )
+    return parts
+
+
+class DaskExecutor:
+    """Shards on the cluster behind ``client``; inputs and outputs under ``root``."""
+
+    name = "dask"
+
+    def __init__(self, client: Client, *, shards: int, root: Path) -> None:
+        self.client = client
+        self.shards = shards
+        self.root = root
+
+    def run(self, con: duckdb.DuckDBPyConnection, stage: Stage, d: date, **params: Any) -> pa.Table:
+        shared = {k: v for k, v in params.items() if k not in stage.sharded_args}
+        if stage.prepare is not None:
+            stage.prepare(con, d, **shared)
+        work = self.root / stage.name / f"dt={d.isoformat()}"
+        export_slices(con, work / "in", stage.slices, {"d": d, **shared}, self.shards)
+        shutil.rmtree(work / "out", ignore_errors=True)  # a rerun's rows replace the last ones
+        valid, copied = (
+            sync(con, self.root / "store", d, self.shards, stage.dated) if stage.dated else ({}, 0)
+        )
+        parts = {k: split_by_shard(params.get(k), self.shards) for k in stage.sharded_args}
+        # large values go to the workers once, not inside every task's graph
+        shared_future = self.client.scatter(shared, broadcast=True)
+        futures = []
+        for k in range(self.shards):
+            job = ShardJob(stage, k, d, work, self.root / "store", valid)
+            own = {
+                name: None if p[k] is None else self.client.scatter(p[k])
+                for name, p in parts.items()
+            }
+            futures.append(self.client.submit(run_shard, job, shared_future, own, pure=False))
+        done = self.client.gather(futures)
+        note = f"{copied} table-dates copied to the shard store" if stage.dated else ""
+        log_shards(stage.name, [n for n, _, _ in done], [s for _, s, _ in done], note=note)
+        table = pa.concat_tables(
+            [pq.read_table(path) for _, _, path in done], promote_options="permissive"
+        )
+        # the inputs were this night's working copy; the shards' rows stay (docs/scale_out.md)
+        shutil.rmtree(work / "in", ignore_errors=True)
+        return table
+
+    def fit(
+        self,
+        recipe: Recipe,
+        x: np.ndarray,
+        y: np.ndarray,
+        features: list[str],
+        monotone: dict[str, int] | None = None,
+        groups: np.ndarray | None = None,
+    ) -> tuple[xgb.Booster, dict[str, float]]:
+        return fit_on_cluster(self.client, recipe, x, y, features, monotone, groups)
+
+    def check_deliveries(self, landing: Path, dates: list[date]) -> dict[date, Delivery]:
+        """Every date's delivery checked at once, one task per date: checking depends on
+        nothing but the date's own folder (the rest of ingest stays in date order)."""
+        if not dates:
+            return {}
+        found = self.client.gather(
+            self.client.map(checked_or_none, [landing] * len(dates), dates, pure=False)
+        )
+        return {d: got for d, got in zip(dates, found, strict=True) if got is not None}

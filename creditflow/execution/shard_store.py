@@ -17,41 +17,15 @@ store built for another shard count is therefore rebuilt, date by date, as night
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 
-from creditflow.shards import shard_sql
+from creditflow.execution.shards import shard_sql
+from creditflow.transforms.inputs import DatedTable
 
 VERSION_FILE = "_version"
-
-
-@dataclass(frozen=True)
-class DatedTable:
-    """A warehouse table read by date: ``days`` back from the observation date (inclusive of
-    it), one date's rows selected by ``query`` (parameter ``$dt``) with a ``shard_key``."""
-
-    table: str
-    days: int
-    query: str
-
-
-# what transforms/sql/features.sql reads by date (behaviour's business_date is its delivery
-# date: a rule of the contract that ingest enforces)
-DATED = (
-    DatedTable("behaviour", 90, "select *, customer_id as shard_key from behaviour where dt = $dt"),
-    DatedTable(
-        "transactions",
-        90,
-        """select *, customer_id as shard_key from transactions
-           where dt = $dt and txn_type in ('REPAYMENT', 'REVERSAL')""",
-    ),
-    DatedTable(
-        "loan_daily", 180, "select *, customer_id as shard_key from loan_daily where dt = $dt"
-    ),
-)
 
 
 def _versions(con: duckdb.DuckDBPyConnection, table: DatedTable, d: date) -> dict[date, str]:
@@ -87,14 +61,20 @@ def date_dir(root: Path, table: str, dt: date) -> Path:
 Valid = dict[str, tuple[date, ...]]
 
 
-def sync(con: duckdb.DuckDBPyConnection, root: Path, d: date, shards: int) -> tuple[Valid, int]:
-    """Copy every date the features of ``d`` read whose copy is missing or stale. Returns the
+def sync(
+    con: duckdb.DuckDBPyConnection,
+    root: Path,
+    d: date,
+    shards: int,
+    dated: tuple[DatedTable, ...],
+) -> tuple[Valid, int]:
+    """Copy every date of the ``dated`` windows of ``d`` whose copy is missing or stale. Returns the
     dates each table holds data for (the only ones a task may read: a store outlives nothing
     it was not checked against) and how many table-dates were copied (one per table on an
     ordinary night)."""
     copied = 0
     valid: Valid = {}
-    for table in DATED:
+    for table in dated:
         versions = _versions(con, table, d)
         valid[table.table] = tuple(sorted(versions))
         for dt, version in sorted(versions.items()):
@@ -124,10 +104,16 @@ def sync(con: duckdb.DuckDBPyConnection, root: Path, d: date, shards: int) -> tu
     return valid, copied
 
 
-def load_dated(con: duckdb.DuckDBPyConnection, root: Path, valid: Valid, shard: int) -> None:
+def load_dated(
+    con: duckdb.DuckDBPyConnection,
+    root: Path,
+    valid: Valid,
+    shard: int,
+    dated: tuple[DatedTable, ...],
+) -> None:
     """Fill ``con``'s dated tables with the shard's rows of the ``valid`` dates (on a Dask
     worker)."""
-    for table in DATED:
+    for table in dated:
         files = [
             str(p)
             for dt in valid.get(table.table, ())

@@ -18,11 +18,15 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
+
+from creditflow.transforms.inputs import Slice
+from creditflow.warehouse import use_business_time_zone
 
 
 def shard_of(key: str, shards: int) -> int:
@@ -33,15 +37,6 @@ def shard_of(key: str, shards: int) -> int:
 def shard_sql(expr: str, shards: int) -> str:
     """``shard_of`` as a DuckDB expression over the VARCHAR expression ``expr``."""
     return f"((('0x' || left(md5({expr}), 16))::UBIGINT % {int(shards)})::INTEGER)"
-
-
-@dataclass(frozen=True)
-class Slice:
-    """The rows of one warehouse table a stage needs: ``query`` selects them (with the
-    stage's parameters) with the table's columns plus ``shard_key``, the text they shard by."""
-
-    table: str
-    query: str
 
 
 def export_slices(
@@ -97,6 +92,17 @@ def worker_connection(threads: int = 1) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB set up as the warehouse connection is (the business time zone),
     with the worker's share of threads."""
     con = duckdb.connect()
-    con.execute("set TimeZone = 'Asia/Shanghai'")
+    use_business_time_zone(con)
     con.execute(f"set threads = {int(threads)}")
     return con
+
+
+def shards_of(keys: np.ndarray, shards: int) -> np.ndarray:
+    """``shard_of`` of every key, computed by DuckDB (``shard_sql``) over the whole array."""
+    con = duckdb.connect()
+    try:
+        con.register("_keys", pa.table({"k": pa.array(keys.astype(str), pa.string())}))
+        rows = con.execute(f"select {shard_sql('k', shards)} from _keys").fetchnumpy()
+    finally:
+        con.close()
+    return np.asarray(next(iter(rows.values())), dtype=np.int64)

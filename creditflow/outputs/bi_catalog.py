@@ -3,7 +3,7 @@
 A BI tool that speaks DuckDB opens this small file read-only and sees every published table
 as a view over its Parquet partitions, plus ``tables`` (grain and description of each table),
 ``table_columns`` (the data dictionary) and ``catalog_info``; view and column comments come
-from ``creditflow.dictionary``. It is a separate file from the warehouse, so the warehouse's
+from ``creditflow.outputs.dictionary``. It is a separate file from the warehouse, so the warehouse's
 single-writer lock never blocks it: a BI session can stay open while a nightly run writes.
 
 Paths. DuckDB resolves a relative path in a view when the view is queried, against the
@@ -43,8 +43,8 @@ from pathlib import Path
 
 import duckdb
 
-from creditflow.catalog import STAGING_DIR, fsync_path
-from creditflow.dictionary import TABLE_BY_NAME, TABLES, Table
+from creditflow.outputs.dictionary import TABLE_BY_NAME, TABLES, Table
+from creditflow.publish import STAGING_DIR, fsync_path
 
 CATALOG_FILE = "catalog.duckdb"
 # readable by every DuckDB since 1.0 (and 0.10), so BI drivers that lag behind can open it

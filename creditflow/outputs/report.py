@@ -41,8 +41,8 @@ from matplotlib.figure import Figure
 
 from creditflow.models.registry import Registry
 from creditflow.models.scoring import GRADES, points
+from creditflow.policy.ladder import ACTIONS
 from creditflow.settings import Settings
-from creditflow.transforms.limits import ACTIONS
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from creditflow.bi_catalog import CATALOG_FILE, table_glob
-from creditflow.catalog import PART_FILE, STAGING_DIR
-from creditflow.dictionary import TABLE_BY_NAME, TABLES
+from creditflow.outputs.bi_catalog import CATALOG_FILE, table_glob
+from creditflow.outputs.dictionary import TABLE_BY_NAME, TABLES
+from creditflow.publish import PART_FILE, STAGING_DIR
 
 # what may sit at the top of the published folder besides the table folders
 OTHER_ENTRIES = {STAGING_DIR, "data_docs", "_reports", CATALOG_FILE}

@@ -21,8 +21,6 @@ NON_NUMERIC_AMOUNT = "non_numeric_amount"
 DATE_OUTSIDE = "date_outside"
 MALFORMED_LINE = "malformed_line"
 
-CSV_ONLY = {NON_NUMERIC_AMOUNT, MALFORMED_LINE}
-
 
 @dataclass(frozen=True)
 class Target:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,15 @@ from creditflow.upstream.writer import (
     write_delivery,
 )
 
-FORMATS = ("csv", "parquet")
+
+class Format(StrEnum):
+    """The file formats an upstream may deliver (the contract allows both)."""
+
+    csv = "csv"
+    parquet = "parquet"
+
+
+FORMATS = tuple(f.value for f in Format)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Replay the UCI Taiwan credit-card statements as landing-zone deliveries.
 
 Data: "Default of credit card clients" (Yeh & Lien, 2009; UCI #350, DOI 10.24432/C55S3H,
-CC BY 4.0), in ``shared/datasets/uci_credit_card/UCI_Credit_Card.csv``. PAY_6 .. PAY_0 give
+CC BY 4.0), in ``datasets/uci_credit_card/UCI_Credit_Card.csv``. PAY_6 .. PAY_0 give
 each client's repayment status for April .. September 2005: -2, -1 and 0 mean paid duly
 (or nothing to pay, or revolving), k >= 1 means payment delayed k months.
 

@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from creditflow.contract import BUSINESS_TZ, EXTRACTS, MANIFEST_NAME, Extract, Kind
+from creditflow.contract import BUSINESS_TZ, MANIFEST_NAME, Extract, Kind
 
 _OFFSET_S = 8 * 3600
 
@@ -127,7 +127,3 @@ def write_delivery(folder: Path, business_date: date, files: dict[str, tuple[byt
     tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     tmp.replace(folder / MANIFEST_NAME)
     return manifest
-
-
-def file_names(fmt: str) -> list[str]:
-    return [e.file_name(fmt) for e in EXTRACTS]

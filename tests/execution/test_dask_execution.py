@@ -18,12 +18,14 @@ from polars.testing import assert_frame_equal
 from creditflow import execution
 from creditflow.execution.shard_store import sync
 from creditflow.execution.shards import shard_of, shard_sql
-from creditflow.flows.nightly import backfill, nightly
+from creditflow.flows.backfill import backfill
+from creditflow.flows.nightly import nightly
 from creditflow.models.dataset import population
 from creditflow.models.metrics import discrimination
 from creditflow.models.recipe import Recipe, fit, predict
 from creditflow.models.registry import Registry
 from creditflow.settings import Settings, load_settings
+from creditflow.transforms.features import FEATURES
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
 
@@ -180,7 +182,7 @@ def test_the_shard_store_copies_a_date_once_and_again_when_stale(
     _, dask, _ = homes
     store = dask.shard_dir / "store"
     with duckdb.connect(str(dask.warehouse_path)) as con:
-        valid, copied = sync(con, store, CHAMPION_NIGHT, 4)
+        valid, copied = sync(con, store, CHAMPION_NIGHT, 4, FEATURES.dated)
         assert copied == 0  # every night already copied its own dates
         days = BOOK.days
         assert {t: len(v) for t, v in valid.items()} == {
@@ -188,8 +190,10 @@ def test_the_shard_store_copies_a_date_once_and_again_when_stale(
         }  # fmt: skip
         marker = store / "behaviour" / f"dt={FIRST}" / "_version"
         marker.write_text("4:a delivery since replaced", encoding="utf-8")
-        assert sync(con, store, CHAMPION_NIGHT, 4)[1] == 1
-        assert sync(con, store, CHAMPION_NIGHT, 2)[1] == 3 * days  # other shards: all again
+        assert sync(con, store, CHAMPION_NIGHT, 4, FEATURES.dated)[1] == 1
+        assert (
+            sync(con, store, CHAMPION_NIGHT, 2, FEATURES.dated)[1] == 3 * days
+        )  # other shards: all again
         assert sorted(p.name for p in (store / "behaviour" / f"dt={FIRST}").iterdir()) == [
             "_version", "shard=0", "shard=1",
         ]  # fmt: skip

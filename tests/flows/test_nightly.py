@@ -17,10 +17,11 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 import xgboost as xgb
-from deliveries import copy_days, read_text, refresh_manifest, write_text
 
-from creditflow.flows.nightly import NightFailed, Reprocess, backfill, nightly, plan
+from creditflow.flows.backfill import backfill, plan
+from creditflow.flows.nightly import NightFailed, nightly
 from creditflow.flows.runs import lock_path
+from creditflow.flows.schedule import Reprocess
 from creditflow.models.dataset import population
 from creditflow.models.registry import Registry
 from creditflow.policy.decisions import PUBLISHED
@@ -28,6 +29,7 @@ from creditflow.settings import Settings, load_settings
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
 from creditflow.warehouse import WarehouseBusy
+from tests.support.deliveries import copy_days, read_text, refresh_manifest, write_text
 
 # one worker runs this module's tests in order: they share one backfilled home
 pytestmark = [pytest.mark.xdist_group("nightly"), pytest.mark.usefixtures("prefect_harness")]

@@ -13,7 +13,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from creditflow.flows.nightly import backfill, nightly
+from creditflow.flows.backfill import backfill
+from creditflow.flows.nightly import nightly
 from creditflow.settings import load_settings
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig

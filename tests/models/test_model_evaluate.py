@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import datasets_dir
 from typer.testing import CliRunner
 
 from creditflow.cli import app
 from creditflow.models.evaluate_table import evaluate_table
 from creditflow.models.metrics import discrimination, psi
+from tests.support.books import datasets_dir
 
 DATA = datasets_dir()
 UCI = DATA / "uci_credit_card" / "UCI_Credit_Card.csv"

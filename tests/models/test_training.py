@@ -8,7 +8,6 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from oracle import load_as_warehouse, run_ledger
 
 from creditflow.models.dataset import population
 from creditflow.models.recipe import DEFAULT_PARAMS, Recipe, fit, predict
@@ -16,6 +15,7 @@ from creditflow.models.registry import Gate, Registry
 from creditflow.models.training import ModelRun, train_challenger
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
+from tests.support.oracle import load_as_warehouse, run_ledger
 
 # A book old enough that the out-of-time window sits in seasoned loans (see the closing notes:
 # on younger books the first months of delinquency are easier to predict).

@@ -7,7 +7,6 @@ load it offline without console errors and show every chart.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -243,30 +242,10 @@ def test_report_names_what_a_hand_made_card_lacks(
 
 @pytest.fixture(scope="session")
 def chromium() -> Path:
-    """Debian's chromium, installed when missing (the machine reaches Debian's archive)."""
-    if CHROMIUM.is_file():
-        return CHROMIUM
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "chromium"]
-    logs = []
-    for refresh in (False, True):  # the package lists may be stale: refresh only when needed
-        if refresh:
-            update = subprocess.run(
-                ["apt-get", "update"], env=env, capture_output=True, text=True, timeout=600
-            )
-            logs.append(update.stderr[-2000:])
-        try:
-            done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=1200)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            logs.append(str(exc))
-            continue
-        logs.append(done.stderr[-2000:])
-        if done.returncode == 0 and CHROMIUM.is_file():
-            return CHROMIUM
-    pytest.fail(
-        f"{CHROMIUM} is missing and `apt-get install chromium` failed (root and Debian's "
-        "archive are needed; install it by hand to run this test):\n" + "\n".join(logs)
-    )
+    """Debian's chromium, which `make browser` installs (`make test` runs it first)."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (Debian's chromium package)")
+    return CHROMIUM
 
 
 def run_chromium(binary: Path, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,14 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from deliveries import (
+
+from creditflow.contract import EXTRACTS, MANIFEST_NAME
+from creditflow.landing import DeliveryError
+from creditflow.settings import Settings
+from creditflow.steps.ingest import DeliveryRejected, ingest
+from creditflow.upstream.generate import GenerationResult
+from creditflow.warehouse import WarehouseBusy
+from tests.support.deliveries import (
     copy_days,
     edit_manifest,
     read_text,
@@ -21,13 +28,6 @@ from deliveries import (
     write_raw,
     write_text,
 )
-
-from creditflow.contract import EXTRACTS, MANIFEST_NAME
-from creditflow.landing import DeliveryError
-from creditflow.settings import Settings
-from creditflow.steps.ingest import DeliveryRejected, ingest
-from creditflow.upstream.generate import GenerationResult
-from creditflow.warehouse import WarehouseBusy
 
 DAYS = ["2026-01-20", "2026-01-21", "2026-01-22"]
 D1, D2, D3 = (date.fromisoformat(d) for d in DAYS)

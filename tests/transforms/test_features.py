@@ -7,13 +7,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import delivery_dirs
-from deliveries import copy_days
-from oracle import build_daily_dpd, load_as_warehouse, run_ledger
 
 from creditflow.transforms.features import features, labels
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
+from tests.support.books import delivery_dirs
+from tests.support.deliveries import copy_days
+from tests.support.oracle import build_daily_dpd, load_as_warehouse, run_ledger
 
 BOOK = GeneratorConfig(customers=1200, days=140, start=date(2025, 10, 1), seed=8)
 DAYS = [BOOK.start + timedelta(days=i) for i in range(BOOK.days)]

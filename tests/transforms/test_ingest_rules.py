@@ -16,7 +16,6 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from deliveries import copy_days, read_text, refresh_manifest
 
 from creditflow.contract import EXTRACTS, EXTRACTS_BY_NAME
 from creditflow.settings import Settings
@@ -24,6 +23,7 @@ from creditflow.steps.ingest import ingest
 from creditflow.transforms.ingest.rules import ALL_RULES, Rule
 from creditflow.upstream.generate import GenerationResult
 from creditflow.upstream.writer import csv_bytes
+from tests.support.deliveries import copy_days, read_text, refresh_manifest
 
 DAYS = ["2026-01-20", "2026-01-21", "2026-01-22"]
 D3 = DAYS[2]

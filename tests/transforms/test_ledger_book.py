@@ -9,12 +9,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from oracle import build_daily_dpd, load_as_warehouse, run_ledger
 
 from creditflow.transforms.ledger import ledger_step
 from creditflow.transforms.reports import REPORTS, report
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
+from tests.support.oracle import build_daily_dpd, load_as_warehouse, run_ledger
 
 BOOK = GeneratorConfig(customers=1500, days=150, start=date(2025, 9, 1), seed=4)
 DAYS = [BOOK.start + timedelta(days=i) for i in range(BOOK.days)]

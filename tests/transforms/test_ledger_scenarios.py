@@ -199,9 +199,8 @@ def test_a_failed_auto_debit_moves_no_money() -> None:
 
 
 def test_several_loans_of_one_customer() -> None:
-    """Each loan has its own dpd; the customer's is the worst of them."""
-    from creditflow.transforms.ledger import customer_dpd
-
+    """Each loan has its own dpd and balance (the limit inputs take the worst dpd and the
+    summed balance per customer)."""
     b = Book()
     b.loan("L1", "C1", 0, TWO_MONTHS)
     b.loan("L2", "C1", 5, [(36, "300.00", "3.00")])
@@ -210,7 +209,11 @@ def test_several_loans_of_one_customer() -> None:
     assert dpd_by_day(con, "L1")[44] == 0
     assert dpd_by_day(con, "L2")[44] == 8
     # outstanding: L1's second instalment (500.00) and all of L2 (300.00)
-    assert customer_dpd(con, day(44)).fetchall() == [("C1", 8, pytest.approx(800))]
+    result = con.execute(
+        "select loan_id, dpd, outstanding_principal from loan_daily where dt = $d order by 1",
+        {"d": day(44)},
+    ).fetchall()
+    assert result == [("L1", 0, pytest.approx(500)), ("L2", 8, pytest.approx(300))]
 
 
 def test_bullet_loan_is_due_whole_at_maturity() -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 import pytest
-from conftest import datasets_dir
 
 from creditflow.settings import Settings
 from creditflow.steps.delinquency import run_ledger
 from creditflow.steps.ingest import ingest
 from creditflow.upstream.uci_replay import Replay, replay
+from tests.support.books import datasets_dir
 
 UCI = datasets_dir() / "uci_credit_card" / "UCI_Credit_Card.csv"
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
-from creditflow import validation
+from creditflow.transforms.ingest import validation
 from creditflow.transforms.ingest.validation import ValidationDisagreement, check_agreement
 
 
@@ -56,7 +56,7 @@ def test_gx_still_needs_the_shim() -> None:
     """Without the shim GX cannot read a DuckDB metric (GX #10738, #11579).
 
     If this fails, GX reads DuckDB results correctly by itself: delete the shim in
-    creditflow/validation.py and this test.
+    transforms/ingest/validation.py and this test.
     """
     validation._remove_shim()
     try:

@@ -1,4 +1,4 @@
-"""The synthetic upstream delivers exactly what shared/CONTRACT.md section 1 describes."""
+"""The synthetic upstream delivers exactly what docs/contract.md section 1 describes."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import delivery_dirs
-from oracle import load_landing
 
 from creditflow.contract import EXTRACTS, EXTRACTS_BY_NAME, MANIFEST_NAME
 from creditflow.upstream.generate import GenerationResult
+from tests.support.books import delivery_dirs
+from tests.support.oracle import load_landing
 
 
 @pytest.fixture(scope="module")

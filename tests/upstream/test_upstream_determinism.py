@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import delivery_dirs
-from oracle import load_landing
 
 from creditflow.contract import EXTRACTS
 from creditflow.upstream.generate import GenerationResult, generate
 from creditflow.upstream.simulation import GeneratorConfig
+from tests.support.books import delivery_dirs
+from tests.support.oracle import load_landing
 
 TINY = GeneratorConfig(customers=300, days=12, start=date(2026, 5, 1), seed=11)
 

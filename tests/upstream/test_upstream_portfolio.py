@@ -10,10 +10,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from oracle import bucket_sql, build_daily_dpd, load_landing
 
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
+from tests.support.oracle import bucket_sql, build_daily_dpd, load_landing
 
 YEAR = GeneratorConfig(customers=3000, days=300, start=date(2025, 9, 1), seed=5)
 END = YEAR.start + timedelta(days=YEAR.days - 1)

@@ -9,10 +9,12 @@ lines and exact duplicates included.
 
 from __future__ import annotations
 
+from datetime import date
+
 import duckdb
 
-from creditflow.transforms.rules import Rule, bind
-from creditflow.transforms.staging import Staged, locate
+from creditflow.transforms.ingest.rules import Rule, bind
+from creditflow.transforms.ingest.staging import Staged, locate
 from creditflow.warehouse import scalar
 
 
@@ -98,3 +100,38 @@ def _quarantine_table(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
         from {staged.rejects} r
         """
     )
+
+
+def quarantined_rows(
+    con: duckdb.DuckDBPyConnection, business_date: date, extract: str | None = None
+) -> list[dict]:
+    """The quarantined rows of a date from the warehouse's ``quarantine`` table (what
+    ``creditflow quarantine`` lists)."""
+    rows = con.execute(
+        """select extract, source_row, line, natural_key, failed_rules, record from quarantine
+           where dt = $d and ($e is null or extract = $e) order by extract, source_row""",
+        {"d": business_date, "e": extract},
+    ).fetchall()
+    return [
+        {
+            "extract": r[0],
+            "row": r[1],
+            "line": r[2],
+            "key": r[3],
+            "failed_rules": list(r[4]),
+            "record": r[5],
+        }
+        for r in rows
+    ]
+
+
+QUALITY_COLUMNS = ("extract", "check", "success", "rows_checked", "rows_failed", "rows_quarantined")
+
+
+def quality_checks(con: duckdb.DuckDBPyConnection, d: date) -> list[tuple]:
+    """The date's ``data_quality`` rows, in ``QUALITY_COLUMNS``, by extract and check."""
+    return con.execute(
+        """select extract, "check", success, rows_checked, rows_failed, rows_quarantined
+           from data_quality where dt = $d order by extract, "check" """,
+        {"d": d},
+    ).fetchall()

@@ -42,8 +42,8 @@ from great_expectations.execution_engine.sqlalchemy_execution_engine import (
 )
 
 from creditflow.contract import EXTRACTS_BY_NAME, Kind
-from creditflow.transforms.rules import RULES, RULES_VERSION, Rule
-from creditflow.warehouse import attach
+from creditflow.transforms.ingest.rules import RULES, RULES_VERSION, Rule
+from creditflow.warehouse import attach, use_business_time_zone
 
 _ORIGINAL_EXECUTE = SqlAlchemyExecutionEngine.execute_query
 _ORIGINAL_CLOSE = SqlAlchemyExecutionEngine.close
@@ -124,11 +124,11 @@ def suite_for(extract: str) -> gx.ExpectationSuite:
     )
 
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "transforms" / "expectations"
+SUITES_DIR = Path(__file__).resolve().parent / "expectations"
 
 
 def suite_json(extract: str) -> str:
-    """The suite as GX JSON, as kept in transforms/expectations/ for review in diffs."""
+    """The suite as GX JSON, as kept in transforms/ingest/expectations/ for review in diffs."""
     return (
         json.dumps(suite_for(extract).to_json_dict(), indent=2, sort_keys=True, default=str) + "\n"
     )
@@ -187,7 +187,7 @@ class ValidationSession:
         )
         self._fairy = self.engine.raw_connection()
         self.con: duckdb.DuckDBPyConnection = self._fairy.driver_connection.duplicate()  # type: ignore[union-attr]
-        self.con.execute("set TimeZone = 'Asia/Shanghai'")
+        use_business_time_zone(self.con)
         try:
             attach(self.con, self.warehouse, self.alias, wait_seconds=self.wait_seconds)
         except BaseException:

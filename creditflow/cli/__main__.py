@@ -1,0 +1,5 @@
+"""``python -m creditflow.cli``: the same as the ``creditflow`` command."""
+
+from creditflow.cli import app
+
+app()
