@@ -56,7 +56,7 @@ class BaseBook:
 
 def bench_env(work: Path) -> dict[str, str]:
     """The environment every benchmark process runs in: no telemetry, no data docs, its own
-    Prefect home, OpenMP threads that yield when idle (FIELD_NOTES: spin-waits distort)."""
+    Prefect home, OpenMP threads that yield when idle (spin-waits distort timings on a busy machine)."""
     # the book's paths are passed explicitly; a user's CREDITFLOW_* paths must not redirect
     # them (the Dask settings, CREDITFLOW_DASK_SCHEDULER and CREDITFLOW_SHARDS, pass through)
     paths = ("HOME", "LANDING", "WAREHOUSE", "PUBLISHED", "MODELS", "SHARD_ROOT", "EXECUTION")

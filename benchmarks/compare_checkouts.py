@@ -197,7 +197,9 @@ def main() -> int:
     homes = {s: work / s / "home" for s in SIDES}
     landing, end = work / "landing", args.start + timedelta(days=args.days - 1)
     print(f"work dir {work}\nbefore   {dirs['before']}\nafter    {dirs['after']}")
-    print(f"excluded columns: {', '.join(EXCLUDED)}; in runs also: {EXCLUDED_BY_TABLE['runs']}")
+    print(f"excluded columns (and JSON keys in models/): {', '.join(EXCLUDED)}")
+    for table, cols in EXCLUDED_BY_TABLE.items():
+        print(f"excluded in {table} only: {', '.join(cols)}")
     print(f"excluded from `runs --json`: {', '.join(EXCLUDED_RUNS_JSON)}")
     for s in SIDES:
         if homes[s].exists() and not args.reuse:

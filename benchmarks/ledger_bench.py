@@ -27,7 +27,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 import duckdb
 
 from creditflow.transforms.ledger import ensure_ledger_schema, ledger_step
-from creditflow.warehouse import ensure_schema
+from creditflow.warehouse import ensure_schema, use_business_time_zone
 
 D = date(2026, 3, 1)
 
@@ -78,7 +78,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="creditflow-ledger-bench-"))
     try:
         con = duckdb.connect(str(root / "warehouse.duckdb"))
-        con.execute("set TimeZone = 'Asia/Shanghai'")
+        use_business_time_zone(con)
         t0 = time.perf_counter()
         build(con, args.loans)
         ledger_step(con, D - timedelta(days=1), run_id="bench")  # the state the night starts from

@@ -208,3 +208,31 @@ TRANSACTIONS = Extract(
 # Load order matters: references point from later extracts to earlier ones.
 EXTRACTS: tuple[Extract, ...] = (CUSTOMERS, BEHAVIOUR, LOANS, INSTALLMENTS, TRANSACTIONS)
 EXTRACTS_BY_NAME = {e.name: e for e in EXTRACTS}
+
+
+# The delinquency buckets (docs/contract.md section 2): each bucket's name and the highest
+# dpd in it (the last has none). The SQL models spell the ladder out; a test holds them to it.
+BUCKET_LADDER: tuple[tuple[str, int | None], ...] = (
+    ("M0", 0),
+    ("M1", 30),
+    ("M2", 60),
+    ("M3", 90),
+    ("M4", 120),
+    ("M5", 180),
+    ("M6+", None),
+)
+BUCKETS: tuple[str, ...] = tuple(name for name, _ in BUCKET_LADDER)
+
+
+def bucket_ranges() -> str:
+    """The ladder in words: "M0 (dpd 0), M1 (1-30), ..., M6+ (over 180)"."""
+    parts, low = [], 0
+    for name, high in BUCKET_LADDER:
+        if high is None:
+            parts.append(f"{name} (over {low - 1})")
+        elif high == low:
+            parts.append(f"{name} (dpd {high})")
+        else:
+            parts.append(f"{name} ({low}-{high})")
+        low = (high or 0) + 1
+    return ", ".join(parts)

@@ -115,7 +115,7 @@ class DaskExecutor:
         )
         parts = {k: split_by_shard(params.get(k), self.shards) for k in stage.sharded_args}
         # large values go to the workers once, not inside every task's graph
-        shared_future = self.client.scatter(shared, broadcast=True)
+        shared_future = self.client.scatter(shared, broadcast=True) if shared else {}
         futures = []
         for k in range(self.shards):
             job = ShardJob(stage, k, d, work, self.root / "store", valid)

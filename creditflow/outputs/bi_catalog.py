@@ -205,7 +205,7 @@ def refresh_catalog(published: Path) -> Path | None:
     table has its first partition (views pick up later partitions and new columns by
     themselves). A rebuild costs a third of a second; a 240-night backfill saves over a minute."""
     path = published / CATALOG_FILE
-    from creditflow import dictionary
+    from creditflow.outputs import dictionary
 
     stale = (
         not path.exists()

@@ -23,12 +23,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from creditflow.contract import bucket_ranges
+
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "data_dictionary.md"
 
 MONEY = "DECIMAL(18,2)"
 CNY = "CNY"
 SHARE = "share 0-1"
-BUCKETS = "M0 (dpd 0), M1 (1-30), M2 (31-60), M3 (61-90), M4 (91-120), M5 (121-180), M6+ (over 180)"
+BUCKETS = bucket_ranges()  # "M0 (dpd 0), M1 (1-30), ..., M6+ (over 180)"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Column:
     unit: str  # "" where a unit means nothing (identifiers, codes, flags)
     meaning: str
     contract: bool = False  # required by docs/contract.md section 3
+    defined_in: str = ""  # "file: function" or a SQL model, where it differs from the table's
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Table:
     name: str
     grain: str
     description: str
-    source: str  # the code that defines and publishes it
+    source: str  # "file: function" (or SQL model) that computes the rows, and what publishes them
     partitions: str  # which business dates have a partition
     columns: tuple[Column, ...]
 
@@ -87,24 +90,24 @@ TABLES: tuple[Table, ...] = (
         name="limit_updates",
         grain="customer x dt; every customer known on dt is evaluated",
         description="The credit limit each customer may use from effective_from, with the score, the action and the policy rule that set it.",
-        source="creditflow/limits.py (warehouse table limit_decisions, columns PUBLISHED)",
+        source="policy/decisions.py: decide_limits (rows of the warehouse table limit_decisions, columns PUBLISHED), published by steps/limits.py: run_limits",
         partitions=EVERY_DATE,
         columns=(
-            Column("customer_id", "VARCHAR", "", "Customer identifier.", True),
-            Column("model_version", "VARCHAR", "", "The champion model that scored the customer; null before any model is promoted (the starter rule sets limits).", True),
-            Column("pd", "DOUBLE", "probability", "Model probability of default: reaching dpd ≥ 30 on some loan within the next 90 days. Null without a model.", True),
-            Column("score", "INTEGER", "points", "Credit score from pd: 600 means good:bad odds of 50:1, every 20 points doubles the odds. Null without a model.", True),
-            Column("risk_grade", "VARCHAR", "", "Risk grade by pd band: A (pd < 0.01), B (< 0.02), C (< 0.04), D (< 0.08), E (< 0.15), F (< 0.30), G (the rest). Null without a model.", True),
-            Column("previous_limit", MONEY, CNY, "The limit set by the latest evaluation before dt; null at the customer's first evaluation.", True),
-            Column("new_limit", MONEY, CNY, "The limit from effective_from: 0 to 200,000, a multiple of 100.", True),
-            Column("action", "VARCHAR", "", "NEW, INCREASE, DECREASE, UNCHANGED, FREEZE (limit 0, may come back) or CLOSE (limit 0, will not come back).", True),
-            Column("policy_rule", "VARCHAR", "", "The policy rule that set new_limit: eligibility.<reason>, delinquency.freeze, model.freeze, band, starter, expected_loss, cap.income, cap.product, delinquency.no_increase, change.interval, change.max_increase or change.outstanding_floor (creditflow/limit_policy.toml).", True),
-            Column("reason_codes", "VARCHAR[]", "", "Up to 4 plain-language features that pushed the customer's risk up, strongest first; filled for every DECREASE and FREEZE of a scored customer, otherwise an empty list.", True),
-            Column("effective_from", "DATE", "date", "The first business date the new limit applies: dt + 1.", True),
+            Column("customer_id", "VARCHAR", "", "Customer identifier.", True, "transforms/sql/limit_inputs.sql"),
+            Column("model_version", "VARCHAR", "", "The champion model that scored the customer; null before any model is promoted (the starter rule sets limits).", True, "policy/decisions.py: decide_limits"),
+            Column("pd", "DOUBLE", "probability", "Model probability of default: reaching dpd ≥ 30 on some loan within the next 90 days. Null without a model.", True, "models/scoring.py: score_population"),
+            Column("score", "INTEGER", "points", "Credit score from pd: 600 means good:bad odds of 50:1, every 20 points doubles the odds. Null without a model.", True, "models/scoring.py: points"),
+            Column("risk_grade", "VARCHAR", "", "Risk grade by pd band: A (pd < 0.01), B (< 0.02), C (< 0.04), D (< 0.08), E (< 0.15), F (< 0.30), G (the rest). Null without a model.", True, "policy/ladder.py: grade_of"),
+            Column("previous_limit", MONEY, CNY, "The limit set by the latest evaluation before dt; null at the customer's first evaluation.", True, "transforms/sql/limit_inputs.sql"),
+            Column("new_limit", MONEY, CNY, "The limit from effective_from: 0 to 200,000, a multiple of 100.", True, "policy/ladder.py: decide"),
+            Column("action", "VARCHAR", "", "NEW, INCREASE, DECREASE, UNCHANGED, FREEZE (limit 0, may come back) or CLOSE (limit 0, will not come back).", True, "policy/ladder.py: decide"),
+            Column("policy_rule", "VARCHAR", "", "The policy rule that set new_limit: eligibility.<reason>, delinquency.freeze, model.freeze, band, starter, expected_loss, cap.income, cap.product, delinquency.no_increase, change.interval, change.max_increase or change.outstanding_floor (policy/limit_policy.toml).", True, "policy/ladder.py: decide"),
+            Column("reason_codes", "VARCHAR[]", "", "Up to 4 plain-language features that pushed the customer's risk up, strongest first; filled for every DECREASE and FREEZE of a scored customer, otherwise an empty list.", True, "policy/decisions.py: _with_reasons"),
+            Column("effective_from", "DATE", "date", "The first business date the new limit applies: dt + 1.", True, "policy/decisions.py: decide_limits"),
             _run_id(),
-            Column("policy_version", "VARCHAR", "", "Limit policy version plus the first 8 hex digits of the policy file's sha256 (e.g. 2026.11.1+1a2b3c4d)."),
-            Column("dpd", "BIGINT", "days", "The customer's days past due on dt: the maximum over the customer's loans (0 when nothing is overdue)."),
-            Column("outstanding_balance", MONEY, CNY, "Outstanding principal over all the customer's loans at the end of dt."),
+            Column("policy_version", "VARCHAR", "", "Limit policy version plus the first 8 hex digits of the policy file's sha256 (e.g. 2026.11.1+1a2b3c4d).", defined_in="policy/config.py: LimitPolicy.full_version"),
+            Column("dpd", "BIGINT", "days", "The customer's days past due on dt: the maximum over the customer's loans (0 when nothing is overdue).", defined_in="transforms/sql/limit_inputs.sql"),
+            Column("outstanding_balance", MONEY, CNY, "Outstanding principal over all the customer's loans at the end of dt.", defined_in="transforms/sql/limit_inputs.sql"),
             _dt(),
         ),
     ),
@@ -112,7 +115,7 @@ TABLES: tuple[Table, ...] = (
         name="loan_delinquency",
         grain="loan x dt; every loan with outstanding principal > 0 at the end of dt",
         description="Each open loan's balance, arrears, days past due and delinquency bucket at the end of the business date.",
-        source="transforms/sql/loan_delinquency.sql (from the ledger's loan_daily), published by creditflow/delinquency.py",
+        source="transforms/sql/loan_delinquency.sql (from the ledger's loan_daily, transforms/ledger.py: state_rows), published by steps/delinquency.py: run_ledger",
         partitions=EVERY_DATE,
         columns=(
             Column("loan_id", "VARCHAR", "", "Loan identifier.", True),
@@ -132,7 +135,7 @@ TABLES: tuple[Table, ...] = (
         name="delinquency_summary",
         grain="dt x product x city_tier x bucket; every bucket for every segment present (zeros included)",
         description="Open accounts and outstanding principal per product, city tier and delinquency bucket, with each bucket's share of its segment.",
-        source="transforms/sql/delinquency_summary.sql, published by creditflow/delinquency.py",
+        source="transforms/sql/delinquency_summary.sql, published by steps/delinquency.py: run_ledger",
         partitions=EVERY_DATE,
         columns=(
             Column("product", "VARCHAR", "", "CASH_LOAN or MERCHANT_LOAN.", True),
@@ -150,7 +153,7 @@ TABLES: tuple[Table, ...] = (
         name="roll_rates",
         grain="dt x from_bucket x to_bucket; bucket about 30 days earlier → bucket on dt",
         description="Where the loans open 30 days earlier are now: accounts and balance rolling from each bucket to each bucket (or CLOSED).",
-        source="transforms/sql/roll_rates.sql, published by creditflow/delinquency.py",
+        source="transforms/sql/roll_rates.sql, published by steps/delinquency.py: run_ledger",
         partitions=EVERY_DATE + "; empty (0 rows) until the ledger holds a date at least 30 days before dt",
         columns=(
             Column("from_bucket", "VARCHAR", "", "Bucket on the comparison date: the latest processed date on or before dt - 30.", True),
@@ -167,7 +170,7 @@ TABLES: tuple[Table, ...] = (
         name="vintage",
         grain="dt x origination_month x months_on_book",
         description="Vintage curves: of the loans originated in a month, the share that had ever been 30+ (90+) days past due by each month on book.",
-        source="transforms/sql/vintage.sql, published by creditflow/delinquency.py",
+        source="transforms/sql/vintage.sql, published by steps/delinquency.py: run_ledger",
         partitions=EVERY_DATE,
         columns=(
             Column("origination_month", "DATE", "month (first day)", "The vintage: month of origination, as its first day.", True),
@@ -186,7 +189,7 @@ TABLES: tuple[Table, ...] = (
         name="delinquency_rates",
         grain="dt x product",
         description="30+ delinquency per product, coincident (today's balance) and lagged (the balance 30 days earlier), so a growing book does not flatter the rate.",
-        source="transforms/sql/delinquency_rates.sql, published by creditflow/delinquency.py (an addition to the contract)",
+        source="transforms/sql/delinquency_rates.sql, published by steps/delinquency.py: run_ledger (an addition to the contract)",
         partitions=EVERY_DATE,
         columns=(
             Column("product", "VARCHAR", "", "CASH_LOAN or MERCHANT_LOAN."),
@@ -207,7 +210,7 @@ TABLES: tuple[Table, ...] = (
         name="data_quality",
         grain="dt x extract x check",
         description="Every validation check of the day's delivery: parse, duplicates, each rule, reconciliation, with rows checked, failed and quarantined.",
-        source="creditflow/ingest.py (warehouse table data_quality, DDL in creditflow/warehouse.py)",
+        source="steps/ingest.py: _quality_rows, over the rules of transforms/ingest/rules.py (warehouse table data_quality, DDL in creditflow/warehouse.py), published by steps/ingest.py: ingest",
         partitions=EVERY_DATE + "; `creditflow ingest` run by hand publishes its date at once",
         columns=(
             Column("extract", "VARCHAR", "", "customers, behaviour, loans, installments or transactions.", True),
@@ -224,7 +227,7 @@ TABLES: tuple[Table, ...] = (
         name="model_runs",
         grain="one row per training decision (dt = the business date it ran on)",
         description="Each retraining of the credit model: windows, sample size, out-of-time metrics, stability and whether the challenger was promoted.",
-        source="creditflow/modeling.py (MODEL_RUN_COLUMNS + run_id, from models/training.py ModelRun)",
+        source="models/training.py: train_challenger (a ModelRun), published by steps/retrain.py: publish_model_run (MODEL_RUN_COLUMNS + run_id)",
         partitions="successful nights on which a retrain was due: every night while there is no champion, then weekly or when scores drift",
         columns=(
             Column("model_version", "VARCHAR", "", "The trained challenger (m<date>-<hash>); null when nothing could be fitted (e.g. too little matured history).", True),
@@ -252,7 +255,7 @@ TABLES: tuple[Table, ...] = (
         name="runs",
         grain="run date x attempt; every attempt of a business date, newest last",
         description="The record of every nightly run attempt: status, timing, code and policy versions, input file checksums, row counts and errors.",
-        source="creditflow/runs.py (warehouse table runs, RUNS_DDL without run_date)",
+        source="flows/runs.py: RunRecord (warehouse table runs, RUNS_DDL without run_date), published by flows/runs.py: publish_runs",
         partitions="one per business date a run was attempted for, failed ones included",
         columns=(
             Column("run_id", "VARCHAR", "", "Content address of the run (r<date>-<hash> of inputs, versions and the previous run); r<date>-failed when the delivery check failed."),
@@ -285,7 +288,7 @@ TABLE_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 INTRO = """\
 # Data dictionary: published tables
 
-<!-- Generated by creditflow/dictionary.py (render_markdown); do not edit by hand. Regenerate:
+<!-- Generated by creditflow/outputs/dictionary.py (render_markdown); do not edit by hand. Regenerate:
      .venv/bin/python -c "from creditflow.outputs.dictionary import write_markdown; write_markdown()" -->
 
 The nightly pipeline publishes every table as Hive-partitioned, zstd-compressed Parquet,
@@ -396,12 +399,12 @@ def render_table(table: Table) -> str:
         f"- Partitions: {table.partitions}.",
         f"- Defined in: {table.source}.",
         "",
-        "| column | type | unit | contract | meaning |",
-        "|---|---|---|---|---|",
+        "| column | type | unit | contract | meaning | defined in |",
+        "|---|---|---|---|---|---|",
     ]
     for c in table.columns:
         lines.append(
-            f"| `{c.name}` | `{_cell(c.type)}` | {_cell(c.unit)} | {'yes' if c.contract else ''} | {_cell(c.meaning)} |"
+            f"| `{c.name}` | `{_cell(c.type)}` | {_cell(c.unit)} | {'yes' if c.contract else ''} | {_cell(c.meaning)} | {_cell(c.defined_in)} |"
         )
     return "\n".join(lines) + "\n"
 

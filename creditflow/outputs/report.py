@@ -39,6 +39,7 @@ from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from creditflow.contract import BUCKETS
 from creditflow.models.registry import Registry
 from creditflow.models.scoring import GRADES, points
 from creditflow.policy.ladder import ACTIONS
@@ -47,7 +48,6 @@ from creditflow.settings import Settings
 log = logging.getLogger(__name__)
 
 REPORTS_DIR = "_reports"  # leading underscore: outside every BI glob over <table>/dt=*/
-BUCKETS = ("M0", "M1", "M2", "M3", "M4", "M5", "M6+")
 ROLL_TO = (*BUCKETS, "CLOSED")
 GRADE_ORDER = (*(g for g, _ in GRADES), "G")
 STARTER = "starter"  # the group of customers without a risk grade (limits from the starter rule)

@@ -15,7 +15,7 @@ import pytest
 import xgboost as xgb
 from polars.testing import assert_frame_equal
 
-from creditflow import execution
+from creditflow.execution import cluster as clusters
 from creditflow.execution.shard_store import sync
 from creditflow.execution.shards import shard_of, shard_sql
 from creditflow.flows.backfill import backfill
@@ -237,10 +237,10 @@ def test_training_on_the_cluster_matches_the_local_fit_within_tolerance() -> Non
         remote, info = fit_on_cluster(client, recipe, x[train], y[train], names, {"f0": 1}, groups=groups)  # fmt: skip
         # the same cluster as an existing one (execution = dask): its workers run this code
         existing = Settings(execution="dask", dask_scheduler=cluster.scheduler_address)
-        with execution.cluster(existing) as connected:
-            assert connected is not None and execution.current_client() is connected
+        with clusters.cluster(existing) as connected:
+            assert connected is not None and clusters.current_client() is connected
             assert len(connected.scheduler_info()["workers"]) == 2
-        assert execution.current_client() is None
+        assert clusters.current_client() is None
     expected = discrimination(y[oot], predict(local, x[oot], names))
     result = discrimination(y[oot], predict(remote, x[oot], names))
     assert abs(result.auc - expected.auc) < 0.02

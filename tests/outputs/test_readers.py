@@ -64,7 +64,7 @@ def row_counts(published: Path) -> dict[str, int]:
 
 
 def test_docs_page_is_generated_from_the_dictionary() -> None:
-    """docs/data_dictionary.md is render_markdown(): edit creditflow/dictionary.py, then regenerate."""
+    """docs/data_dictionary.md is render_markdown(): edit creditflow/outputs/dictionary.py, then regenerate."""
     assert dictionary.DOC_PATH.read_text(encoding="utf-8") == render_markdown(), (
         "docs/data_dictionary.md is stale: run "
         '.venv/bin/python -c "from creditflow.outputs.dictionary import write_markdown; write_markdown()"'

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from creditflow.contract import EXTRACTS, Extract
+from creditflow.warehouse import use_business_time_zone
 
 
 def read_extract(con: duckdb.DuckDBPyConnection, landing: Path, extract: Extract) -> None:
@@ -31,7 +32,7 @@ def read_extract(con: duckdb.DuckDBPyConnection, landing: Path, extract: Extract
 
 def load_landing(landing: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute("set TimeZone = 'Asia/Shanghai'")
+    use_business_time_zone(con)
     for extract in EXTRACTS:
         read_extract(con, landing, extract)
     return con

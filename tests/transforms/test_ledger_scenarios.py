@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from creditflow.transforms.ledger import ledger_step
-from creditflow.warehouse import ensure_schema
+from creditflow.warehouse import ensure_schema, use_business_time_zone
 
 D0 = date(2026, 1, 1)
 
@@ -93,7 +93,7 @@ class Book:
 
     def run(self, days: int) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
-        con.execute("set TimeZone = 'Asia/Shanghai'")
+        use_business_time_zone(con)
         ensure_schema(con)
         for row in self.loans:
             con.execute(

@@ -85,7 +85,7 @@ def test_disagreement_between_gx_and_the_router_is_an_error() -> None:
 
 
 def test_suites_in_the_repository_match_the_rules() -> None:
-    """transforms/expectations/*.json are the suites the code builds; run `make suites` after a rule change."""
+    """transforms/ingest/expectations/*.json are the suites the code builds; run `make suites` after a rule change."""
     from creditflow.transforms.ingest.rules import RULES
     from creditflow.transforms.ingest.validation import SUITES_DIR, suite_json
 

@@ -120,7 +120,7 @@ def suite_for(extract: str) -> gx.ExpectationSuite:
     return gx.ExpectationSuite(
         name=f"{extract}",
         expectations=[expectation_for(r) for r in rules],
-        meta={"rules_version": RULES_VERSION, "contract": "shared/CONTRACT.md section 1"},
+        meta={"rules_version": RULES_VERSION, "contract": "docs/contract.md section 1"},
     )
 
 

@@ -1,0 +1,116 @@
+"""The warehouse moves forward: ordered, forward-only migrations under the run lock."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from creditflow.flows.backfill import backfill
+from creditflow.flows.nightly import nightly
+from creditflow.migrations import LATEST, Migration, WarehouseTooNew, migrate, schema_version
+from creditflow.settings import Settings, load_settings
+from creditflow.upstream.generate import generate
+from creditflow.upstream.simulation import GeneratorConfig
+from creditflow.warehouse import open_warehouse
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "warehouse_v1.duckdb.gz"
+OLD_BOOK = GeneratorConfig(customers=150, days=6, start=date(2026, 1, 5), seed=7)
+SIXTH = date(2026, 1, 10)
+# what two code versions legitimately write differently: run ids and the clock
+VOLATILE = {"run_id", "previous_run_id", "code_version"}
+
+
+def _add_column(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create table if not exists probe (a INTEGER)")
+
+
+def _add_second(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("alter table probe add column if not exists b INTEGER")
+
+
+def _fails(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("alter table probe add column c INTEGER")
+    raise RuntimeError("halfway")
+
+
+def test_a_new_warehouse_is_migrated_to_the_latest_version() -> None:
+    """An empty database gets the baseline and then every migration, recorded in order."""
+    con = duckdb.connect()
+    assert schema_version(con) == 0
+    applied = migrate(con)
+    assert [m.version for m in applied] == list(range(2, LATEST + 1))
+    assert schema_version(con) == LATEST
+    rows = con.execute("select version from schema_migrations order by version").fetchall()
+    assert [r[0] for r in rows] == list(range(1, LATEST + 1))
+    assert migrate(con) == []  # idempotent: nothing left to apply
+
+
+def test_migrations_apply_in_order_once_and_a_failed_one_leaves_the_version_before() -> None:
+    """Forward-only: each migration once, in its own transaction; a failure rolls it back."""
+    con = duckdb.connect()
+    first = (*_baseline_migrations(), Migration(LATEST + 1, "probe table", _add_column))
+    assert [m.version for m in migrate(con, first)][-1] == LATEST + 1
+    second = (*first, Migration(LATEST + 2, "probe b", _add_second))
+    assert [m.version for m in migrate(con, second)] == [LATEST + 2]
+    broken = (*second, Migration(LATEST + 3, "fails halfway", _fails))
+    with pytest.raises(RuntimeError, match="halfway"):
+        migrate(con, broken)
+    assert schema_version(con) == LATEST + 2
+    columns = [r[0] for r in con.execute("describe probe").fetchall()]
+    assert columns == ["a", "b"]  # the failed migration's column was rolled back
+
+
+def test_a_warehouse_newer_than_the_code_is_refused() -> None:
+    """Older code never writes into a layout it does not know."""
+    con = duckdb.connect()
+    migrate(con)
+    con.execute("update schema_info set version = $v", {"v": LATEST + 5})
+    with pytest.raises(WarehouseTooNew, match=f"schema version {LATEST + 5}"):
+        migrate(con)
+
+
+def _baseline_migrations() -> tuple[Migration, ...]:
+    from creditflow.migrations import MIGRATIONS
+
+    return MIGRATIONS
+
+
+def _limit_rows(settings: Settings, d: date) -> list[tuple]:
+    path = settings.published_dir / "limit_updates" / f"dt={d}" / "part-0.parquet"
+    rel = duckdb.sql(f"select * from read_parquet('{path}')")
+    keep = [c for c in rel.columns if c not in VOLATILE]
+    return duckdb.sql(f"select {', '.join(keep)} from read_parquet('{path}')").fetchall()
+
+
+@pytest.mark.xdist_group("prefect")
+def test_a_night_runs_on_a_warehouse_written_before_migrations(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    """A warehouse of schema version 1, written by the code before the restructuring, is
+    migrated at the start of the next night, which then publishes what a warehouse built by
+    today's code publishes."""
+    landing = generate(OLD_BOOK, tmp_path / "landing").landing
+    old = load_settings(home=tmp_path / "old", landing=landing, data_docs=False)
+    old.warehouse_path.parent.mkdir(parents=True)
+    with gzip.open(FIXTURE) as src, old.warehouse_path.open("wb") as dst:
+        shutil.copyfileobj(src, dst)
+    with open_warehouse(old.warehouse_path, read_only=True) as con:
+        assert schema_version(con) == 1
+        assert con.execute("select count(*) from runs").fetchall()[0][0] == 5
+
+    result = nightly(run_date=SIXTH, overrides=old.model_dump(mode="json"))
+    assert result["status"] == "SUCCESS"
+    with open_warehouse(old.warehouse_path, read_only=True) as con:
+        assert schema_version(con) == LATEST
+        assert con.execute("select max(version) from schema_migrations").fetchall()[0][0] == LATEST
+
+    new = load_settings(home=tmp_path / "new", landing=landing, data_docs=False)
+    backfill(start=OLD_BOOK.start, end=SIXTH, overrides=new.model_dump(mode="json"))
+    result, expected = _limit_rows(old, SIXTH), _limit_rows(new, SIXTH)
+    assert len(result) == 151
+    assert result == expected
