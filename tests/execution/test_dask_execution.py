@@ -153,9 +153,9 @@ def test_shards_hold_each_customer_once_and_agree_with_sql(
     """A night's per-shard decision files partition its customers (the working copies are
     gone); SQL and Python put a key in the same shard."""
     _, dask, _ = homes
-    work = dask.shard_dir / "customers" / f"dt={CHAMPION_NIGHT}"
-    assert sorted(p.name for p in work.iterdir()) == ["decisions"]
-    parts = [pl.read_parquet(work / "decisions" / f"shard={k}.parquet") for k in range(4)]
+    work = dask.shard_dir / "limits" / f"dt={CHAMPION_NIGHT}"
+    assert sorted(p.name for p in work.iterdir()) == ["out"]
+    parts = [pl.read_parquet(work / "out" / f"shard={k}.parquet") for k in range(4)]
     for k, part in enumerate(parts):
         assert part.height > 0
         assert {shard_of(c, 4) for c in part["customer_id"]} == {k}
