@@ -37,13 +37,6 @@ def partition_dir(published: Path, table: str, business_date: date) -> Path:
     return published / table / f"dt={business_date.isoformat()}"
 
 
-def published_dates(published: Path, table: str) -> list[date]:
-    out = []
-    for p in (published / table).glob(f"dt=*/{PART_FILE}"):
-        out.append(date.fromisoformat(p.parent.name.removeprefix("dt=")))
-    return sorted(out)
-
-
 # While a night runs, partitions are staged and swapped in together at its end, so a night
 # that fails halfway publishes nothing new (each swap stays atomic per partition).
 _batch: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("publication_batch", default=None)

@@ -24,7 +24,7 @@ from creditflow.models.recipe import predict
 from creditflow.models.scoring import reason_codes, reference_contributions, score_population
 from creditflow.policy.config import LimitPolicy
 from creditflow.policy.ladder import ACTIONS, STEPS, decide, step_column
-from creditflow.transforms.inputs import Slice, Stage
+from creditflow.transforms.inputs import Slice, Stage, StageRunner, run_in_process
 from creditflow.transforms.ledger import ensure_ledger_schema
 from creditflow.transforms.queries import sql
 from creditflow.warehouse import ensure_schema, transaction
@@ -248,10 +248,29 @@ def evaluate_limits(
     champion: Champion | None,
     run_id: str,
     frame: Frame | None = None,
+    *,
+    run: StageRunner = run_in_process,
 ) -> tuple[pl.DataFrame, LimitsResult]:
-    """Decide every known customer's limit for the day after ``d`` on this connection; store
-    the decisions (the step does the same through an executor)."""
-    decided = decide_limits(con, d, policy, champion, run_id, frame)
+    """Decide every known customer's limit for the day after ``d`` and store the decisions.
+    ``run`` runs the LIMITS stage: here, or where the step's executor runs it (then ``frame``,
+    tonight's features, is required with a champion: shards take their part of it)."""
+    ensure_limits_schema(con)  # a first night has no decisions yet
+    if champion is not None and frame is None:
+        frame = population(con, d)
+    rows = run(
+        con,
+        LIMITS,
+        d,
+        policy=policy,
+        champion=champion,
+        run_id=run_id,
+        frame=frame if champion is not None else None,
+        # population-level, so computed once over every customer
+        reference=reference_for(champion, frame) if frame is not None else None,
+    )
+    decided = pl.from_arrow(rows)
+    assert isinstance(decided, pl.DataFrame)
+    decided = decided.sort("customer_id", maintain_order=True)
     store_decisions(con, d, decided)
     return decided, summarize(decided, d, policy, champion)
 
@@ -314,7 +333,6 @@ def _setup(con: duckdb.DuckDBPyConnection) -> None:
 # ``frame`` argument (built by the features stage), split by shard on a cluster.
 LIMITS = Stage(
     name="limits",
-    shard_by="customer_id",
     slices=(
         Slice("customers", "select *, customer_id as shard_key from customers where dt <= $d"),
         Slice("loan_daily", "select *, customer_id as shard_key from loan_daily where dt = $d"),

@@ -3,24 +3,15 @@ reports (IO at the edge; the ledger's SQL is in transforms.ledger)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import date
 
 from creditflow.execution import executor_for
 from creditflow.publish import PublishedPartition, publish_partition
 from creditflow.settings import Settings
-from creditflow.transforms.ledger import (
-    LEDGER,
-    LedgerResult,
-    clear_date,
-    ensure_ledger_schema,
-    previous_step,
-    store_state,
-    window_of,
-)
+from creditflow.transforms.ledger import LedgerResult, ledger_step
 from creditflow.transforms.reports import REPORTS, report
-from creditflow.warehouse import open_warehouse, transaction
+from creditflow.warehouse import open_warehouse
 
 
 @dataclass
@@ -39,18 +30,11 @@ def run_ledger(
     """Advance the ledger to ``business_date`` in one transaction (the state computed where
     the executor runs it) and publish every report partition for it."""
     run_id = run_id or f"ledger-{business_date.isoformat()}"
-    t0 = time.perf_counter()
     with (
         open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con,
         executor_for(settings) as executor,
     ):
-        ensure_ledger_schema(con)
-        prev = previous_step(con, business_date)
-        with transaction(con):
-            # a rerun of the date replaces what it wrote before, and nothing else
-            clear_date(con, business_date)
-            state = executor.run(con, LEDGER, business_date, **window_of(prev))
-            step = store_state(con, business_date, prev, run_id, state, t0)
+        step = ledger_step(con, business_date, run_id=run_id, run=executor.run)
         result = DelinquencyResult(step)
         for name in REPORTS:
             rows = report(con, name, business_date, run_id)

@@ -6,22 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-import polars as pl
-
 from creditflow.execution import executor_for
 from creditflow.models.champion import Champion
 from creditflow.models.dataset import Frame
 from creditflow.models.registry import Registry
 from creditflow.policy.config import LimitPolicy, load_policy
-from creditflow.policy.decisions import (
-    LIMITS,
-    LimitsResult,
-    ensure_limits_schema,
-    limit_updates,
-    reference_for,
-    store_decisions,
-    summarize,
-)
+from creditflow.policy.decisions import LimitsResult, evaluate_limits, limit_updates
 from creditflow.publish import PublishedPartition, publish_partition
 from creditflow.settings import Settings
 from creditflow.steps.population import build_population
@@ -54,22 +44,8 @@ def run_limits(
         open_warehouse(settings.warehouse_path, wait_seconds=settings.lock_wait_seconds) as con,
         executor_for(settings) as executor,
     ):
-        ensure_limits_schema(con)  # a first night has no decisions yet
-        rows = executor.run(
-            con,
-            LIMITS,
-            d,
-            policy=policy,
-            champion=champion,
-            run_id=run_id,
-            frame=frame if champion is not None else None,
-            reference=reference_for(champion, frame) if champion and frame else None,
-        )
-        decided = pl.from_arrow(rows)
-        assert isinstance(decided, pl.DataFrame)
-        decided = decided.sort("customer_id", maintain_order=True)
-        store_decisions(con, d, decided)
+        _, result = evaluate_limits(con, d, policy, champion, run_id, frame, run=executor.run)
         published = publish_partition(
             limit_updates(con, d), settings.published_dir, "limit_updates", d
         )
-    return LimitsOutcome(summarize(decided, d, policy, champion), published)
+    return LimitsOutcome(result, published)

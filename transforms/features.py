@@ -65,7 +65,6 @@ def _setup(con: duckdb.DuckDBPyConnection) -> None:
 # business_date is its delivery date: a rule of the contract that ingest enforces).
 FEATURES = Stage(
     name="features",
-    shard_by="customer_id",
     slices=(
         Slice("customers", "select *, customer_id as shard_key from customers where dt <= $d"),
         Slice("loans", "select *, customer_id as shard_key from loans where dt <= $d"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -53,7 +53,6 @@ class Stage:
     """
 
     name: str
-    shard_by: str  # "customer_id" or "loan_id": what a shard holds, for the logs
     slices: tuple[Slice, ...]
     setup: Callable[[duckdb.DuckDBPyConnection], None]
     kernel: Callable[..., pa.Table]
@@ -71,3 +70,19 @@ class Stage:
         if self.prepare is not None:
             self.prepare(con, d, **params)
         return self.kernel(con, d, **params)
+
+
+class StageRunner(Protocol):
+    """Runs a stage for a date and returns its rows: ``run_in_process``, or an executor's
+    ``run`` (creditflow.execution), which the steps pass in."""
+
+    def __call__(
+        self, con: duckdb.DuckDBPyConnection, stage: Stage, d: date, **params: Any
+    ) -> pa.Table: ...
+
+
+def run_in_process(
+    con: duckdb.DuckDBPyConnection, stage: Stage, d: date, **params: Any
+) -> pa.Table:
+    """The stage on ``con`` itself."""
+    return stage.run_here(con, d, **params)

@@ -24,7 +24,7 @@ from datetime import date
 import duckdb
 import pyarrow as pa
 
-from creditflow.transforms.inputs import Slice, Stage
+from creditflow.transforms.inputs import Slice, Stage, StageRunner, run_in_process
 from creditflow.transforms.queries import sql
 from creditflow.warehouse import ensure_schema, scalar, transaction
 
@@ -92,15 +92,17 @@ def ledger_step(
     *,
     run_id: str,
     grace_days: int = GRACE_DAYS,
+    run: StageRunner = run_in_process,
 ) -> LedgerResult:
     """Compute ``loan_daily`` for ``business_date`` (replacing it if it exists), in one
-    transaction, on this connection (the step does the same through an executor)."""
+    transaction. ``run`` computes the state: here, or where the step's executor runs it."""
     t0 = time.perf_counter()
     ensure_ledger_schema(con)
     prev = previous_step(con, business_date)
     with transaction(con):
+        # a rerun of the date replaces what it wrote before, and nothing else
         clear_date(con, business_date)
-        state = LEDGER.run_here(con, business_date, **window_of(prev))
+        state = run(con, LEDGER, business_date, **window_of(prev))
         return store_state(con, business_date, prev, run_id, state, t0, grace_days=grace_days)
 
 
@@ -276,7 +278,6 @@ _EVENT_LOANS = f"""select loan_id from ({_WINDOW_REPAYMENTS})
 
 LEDGER = Stage(
     name="ledger",
-    shard_by="loan_id",
     slices=(
         Slice("loan_daily", "select *, loan_id as shard_key from loan_daily where dt = $prev"),
         Slice(

@@ -17,6 +17,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,6 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import xgboost as xgb
 
 from creditflow.execution.cluster import log_shards, worker_threads
 from creditflow.execution.dask_fit import fit_on_cluster
@@ -32,7 +32,7 @@ from creditflow.execution.shard_store import Valid, load_dated, sync
 from creditflow.execution.shards import export_slices, load_slices, shards_of, worker_connection
 from creditflow.landing import Delivery, checked_or_none
 from creditflow.models.dataset import Frame
-from creditflow.models.recipe import Recipe
+from creditflow.models.recipe import FitFn
 from creditflow.transforms.inputs import Stage
 
 if TYPE_CHECKING:
@@ -102,6 +102,7 @@ class DaskExecutor:
         self.client = client
         self.shards = shards
         self.root = root
+        self.fit: FitFn = partial(fit_on_cluster, client)
 
     def run(self, con: duckdb.DuckDBPyConnection, stage: Stage, d: date, **params: Any) -> pa.Table:
         shared = {k: v for k, v in params.items() if k not in stage.sharded_args}
@@ -133,17 +134,6 @@ class DaskExecutor:
         # the inputs were this night's working copy; the shards' rows stay (docs/scale_out.md)
         shutil.rmtree(work / "in", ignore_errors=True)
         return table
-
-    def fit(
-        self,
-        recipe: Recipe,
-        x: np.ndarray,
-        y: np.ndarray,
-        features: list[str],
-        monotone: dict[str, int] | None = None,
-        groups: np.ndarray | None = None,
-    ) -> tuple[xgb.Booster, dict[str, float]]:
-        return fit_on_cluster(self.client, recipe, x, y, features, monotone, groups)
 
     def check_deliveries(self, landing: Path, dates: list[date]) -> dict[date, Delivery]:
         """Every date's delivery checked at once, one task per date: checking depends on

@@ -19,12 +19,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
-import numpy as np
 import pyarrow as pa
-import xgboost as xgb
 
 from creditflow.landing import Delivery
-from creditflow.models.recipe import Recipe, fit
+from creditflow.models.recipe import FitFn, fit
 from creditflow.settings import Settings
 from creditflow.transforms.inputs import Stage
 
@@ -33,21 +31,11 @@ class Executor(Protocol):
     """What a step needs of wherever the work runs."""
 
     name: str
+    # ``models.recipe.fit``, wherever the boosting runs
+    fit: FitFn
 
     def run(self, con: duckdb.DuckDBPyConnection, stage: Stage, d: date, **params: Any) -> pa.Table:
         """The stage's rows for ``d`` from the warehouse behind ``con``."""
-        ...
-
-    def fit(
-        self,
-        recipe: Recipe,
-        x: np.ndarray,
-        y: np.ndarray,
-        features: list[str],
-        monotone: dict[str, int] | None = None,
-        groups: np.ndarray | None = None,
-    ) -> tuple[xgb.Booster, dict[str, float]]:
-        """``models.recipe.fit``, wherever the boosting runs."""
         ...
 
     def check_deliveries(self, landing: Path, dates: list[date]) -> dict[date, Delivery]:
@@ -60,20 +48,10 @@ class InProcess:
     """Everything in this process, on the warehouse connection."""
 
     name = "local"
+    fit: FitFn = staticmethod(fit)
 
     def run(self, con: duckdb.DuckDBPyConnection, stage: Stage, d: date, **params: Any) -> pa.Table:
         return stage.run_here(con, d, **params)
-
-    def fit(
-        self,
-        recipe: Recipe,
-        x: np.ndarray,
-        y: np.ndarray,
-        features: list[str],
-        monotone: dict[str, int] | None = None,
-        groups: np.ndarray | None = None,
-    ) -> tuple[xgb.Booster, dict[str, float]]:
-        return fit(recipe, x, y, features, monotone, groups)
 
     def check_deliveries(self, landing: Path, dates: list[date]) -> dict[date, Delivery]:
         return {}

@@ -60,14 +60,6 @@ KEYS = {
 }
 
 
-@dataclass(frozen=True)
-class Injected:
-    row: int  # 1-based data row in the delivered file (CSV line = row + 1)
-    kind: str
-    column: str | None
-    key: dict[str, str | None]
-
-
 def kinds_for(extract: str, fmt: str) -> list[str]:
     t = TARGETS[extract]
     kinds = [DUPLICATE, NULL_REQUIRED, NEGATIVE_AMOUNT, DATE_OUTSIDE]

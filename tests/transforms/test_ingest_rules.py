@@ -20,11 +20,12 @@ import pytest
 from creditflow.contract import EXTRACTS, EXTRACTS_BY_NAME
 from creditflow.settings import Settings
 from creditflow.steps.ingest import ingest
-from creditflow.transforms.ingest.rules import ALL_RULES, Rule
+from creditflow.transforms.ingest.rules import RULES, Rule
 from creditflow.upstream.generate import GenerationResult
 from creditflow.upstream.writer import csv_bytes
 from tests.support.deliveries import copy_days, read_text, refresh_manifest
 
+ALL_RULES: list[Rule] = [rule for rules in RULES.values() for rule in rules]
 DAYS = ["2026-01-20", "2026-01-21", "2026-01-22"]
 D3 = DAYS[2]
 TS = "2026-01-22T12:00:00+08:00"

@@ -385,5 +385,3 @@ RULES: dict[str, list[Rule]] = {
     "installments": _installments(),
     "transactions": _transactions(),
 }
-
-ALL_RULES: list[Rule] = [rule for rules in RULES.values() for rule in rules]
