@@ -384,4 +384,4 @@ def bench(
 
 
 if __name__ == "__main__":
-    cli()
+    cli(prog_name="creditflow bench")

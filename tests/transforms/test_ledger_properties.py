@@ -15,7 +15,8 @@ from decimal import Decimal
 from itertools import accumulate, pairwise
 
 import duckdb
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from creditflow.contract import REPAYMENT_METHODS
@@ -36,8 +37,14 @@ LADDER: tuple[tuple[str, int, int | None], ...] = (
     ("M5", 121, 180),
     ("M6+", 181, None),
 )
+EDGES = (0, 1, 30, 31, 60, 61, 90, 91)  # days after a due date: dpd on either side of an edge
+# Days a repaid loan stays in loan_daily. Short ones (0, 3, 10) would archive and revive loans
+# within these small books, but a loan archived twice comes back twice today (see the xfail
+# examples at the end); add them once that is fixed.
+GRACES = (GRACE_DAYS,)
 # small enough for the file to run in well under a minute on a busy 2-core machine
 PROPERTY = settings(max_examples=20, deadline=None, derandomize=True, database=None)
+MANY = settings(PROPERTY, max_examples=30)  # the invariants need one cheap run per example
 
 Position = tuple[int, str, Decimal]  # dpd, bucket, outstanding principal
 Positions = dict[int, dict[str, Position]]  # day -> loan_id -> position
@@ -80,10 +87,11 @@ class Txn:
 
 @dataclass(frozen=True)
 class Book:
+    """What is delivered, the last business date to process, and the ledger's grace period."""
+
     loans: tuple[Loan, ...]
     txns: tuple[Txn, ...]
-    end: int  # the last business date to process
-    # days a repaid loan stays in loan_daily: short ones archive (and revive) within small books
+    end: int
     grace_days: int = GRACE_DAYS
 
 
@@ -156,8 +164,7 @@ def books(draw: st.DrawFn) -> Book:
                         paid.txn_id,
                     )
                 )
-    grace_days = draw(st.sampled_from([GRACE_DAYS, 0, 3, 10]))
-    return Book(tuple(loans), tuple(txns), end, grace_days)
+    return Book(tuple(loans), tuple(txns), end, draw(st.sampled_from(GRACES)))
 
 
 def warehouse(book: Book) -> duckdb.DuckDBPyConnection:
@@ -264,6 +271,16 @@ def assert_matches_oracle(ledger: Positions, oracle: Positions, days: list[int])
         assert rows == expected, f"day {n} ({day(n)})"
 
 
+def earlier_dates(book: Book, most: int) -> st.SearchStrategy[list[int]]:
+    """Up to ``most`` distinct dates before the book's end, often where a loan's first
+    instalment, if unpaid, puts its dpd on either side of a bucket's edge."""
+    edges = {loan.lines[0][0] + k for loan in book.loans for k in EDGES}
+    dates = st.integers(0, book.end - 1)
+    if inside := sorted(n for n in edges if n < book.end):
+        dates = dates | st.sampled_from(inside)
+    return st.lists(dates, max_size=most, unique=True).map(sorted)
+
+
 FINAL = """select loan_id, customer_id, product, originated_on, months_on_book, dpd, bucket,
                outstanding_principal, overdue_amount, paid_total, credit, total_due
            from loan_daily where dt = $d and outstanding_principal > 0 order by loan_id"""
@@ -278,8 +295,7 @@ def test_daily_and_sparse_runs_equal_the_oracle_and_each_other(
     the same final state."""
     start = book.end - data.draw(st.integers(0, 4), label="daily steps after the first")
     daily_days = list(range(max(start, 0), book.end + 1))
-    earlier = st.lists(st.integers(0, book.end - 1), max_size=5, unique=True)
-    sparse_days = [*sorted(data.draw(earlier, label="sparse dates")), book.end]
+    sparse_days = [*data.draw(earlier_dates(book, 5), label="sparse dates"), book.end]
     oracle = oracle_positions(book)
     daily = run(book, daily_days)
     sparse = run(book, sparse_days)
@@ -294,25 +310,38 @@ def rung(dpd: int) -> list[str]:
     return [name for name, low, high in LADDER if low <= dpd and (high is None or dpd <= high)]
 
 
-@PROPERTY
-@given(book=books(), data=st.data())
+def processed(most: int) -> st.SearchStrategy[tuple[Book, list[int]]]:
+    """A book and the dates to process: up to ``most`` earlier dates, then its last."""
+    return books().flatmap(
+        lambda book: earlier_dates(book, most).map(lambda days: (book, [*days, book.end]))
+    )
+
+
+# one unpaid instalment due on day 1, processed on either side of every edge of the ladder
+UNPAID = Book((Loan("L1", "C1", 0, "BULLET", ((1, cents(100_000), cents(1_000)),)),), (), 200)
+EVERY_EDGE = [0, 1, 2, 31, 32, 61, 62, 91, 92, 121, 122, 181, 182, 200]
+
+
+@MANY
+@given(case=processed(7))
+@example(case=(UNPAID, EVERY_EDGE))
 def test_buckets_partition_the_book_and_dpd_moves_with_the_calendar(
-    book: Book, data: st.DataObject
+    case: tuple[Book, list[int]],
 ) -> None:
-    """On every processed date each loan with a balance is in exactly one bucket of the ladder,
-    dpd is never negative, and between processed dates it grows by at most the days elapsed
-    unless a reversal arrives (exactly by them while nothing arrives)."""
-    earlier = st.lists(st.integers(0, book.end - 1), max_size=7, unique=True)
-    days = [*sorted(data.draw(earlier, label="processed dates")), book.end]
+    """On every processed date each loan with a balance is published once, in the one bucket
+    of the ladder that holds its dpd; dpd is never negative; and between processed dates it
+    grows by at most the days elapsed unless a reversal arrives (exactly by them while nothing
+    arrives)."""
+    book, days = case
     con = run(book, days)
     ledger = ledger_positions(con)
     originated = {loan.loan_id: loan.on for loan in book.loans}
     for n in days:
         active = {k: v for k, v in ledger.get(n, {}).items() if v[2] > 0}
-        published = report(con, "loan_delinquency", day(n), "test").fetchall()
-        assert sorted(r[0] for r in published) == sorted(active), f"day {n}"
-        by_bucket = {name: {k for k, v in active.items() if v[1] == name} for name, _, _ in LADDER}
-        assert sum(map(len, by_bucket.values())) == len(active), f"day {n}: {active}"
+        published = report(con, "loan_delinquency", day(n), "test").to_arrow_table().to_pylist()
+        assert sorted(r["loan_id"] for r in published) == sorted(active), f"day {n}"
+        for r in published:
+            assert rung(r["dpd"]) == [r["bucket"]], f"day {n}: {r}"
         for loan_id, (dpd, bucket, _) in ledger.get(n, {}).items():
             # due dates fall after origination: dpd stays below the days on book
             assert dpd == 0 or 0 < dpd < n - originated[loan_id], f"{loan_id}: {dpd} on day {n}"
@@ -333,3 +362,53 @@ def test_buckets_partition_the_book_and_dpd_moves_with_the_calendar(
             assert dpd <= was + elapsed, f"{loan_id}: dpd {was} on day {before}, {dpd} on {after}"
             if was > 0 and loan_id not in money:
                 assert dpd == was + elapsed, f"{loan_id}: nothing paid from day {before} to {after}"
+
+
+# --- minimal examples of discrepancies, expected to fail until the ledger is fixed -----------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ledger_state.sql `revived` takes every loan_archive row of the loan, not its latest",
+)
+def test_a_loan_archived_twice_comes_back_once() -> None:
+    """Repaid, archived, over-paid (revived and archived again), then the first repayment
+    bounces: the loan is back once, with the over-payment left on it."""
+    book = Book(
+        loans=(Loan("L1", "C1", 0, "EQUAL_INSTALLMENT", ((5, cents(100), cents(0)),)),),
+        txns=(
+            Txn("T1", "C1", "L1", 0, 0, "REPAYMENT", cents(100), "SUCCESS"),
+            Txn("T2", "C1", "L1", 1, 0, "REPAYMENT", cents(50), "SUCCESS"),
+            Txn("T3", "C1", "L1", 2, 0, "REVERSAL", cents(100), "SUCCESS", "T1"),
+        ),
+        end=2,
+        # the nightly 35 days do the same: repaid on day 1, over-paid on day 40, bounced on 41
+        grace_days=0,
+    )
+    con = run(book, [0, 1, 2])
+    rows = con.execute(
+        "select loan_id, outstanding_principal from loan_daily where dt = $d", {"d": day(2)}
+    )
+    assert rows.fetchall() == [("L1", cents(50))]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a loan whose schedule arrives after a repayment enters with only the step's window paid",
+)
+def test_a_repayment_delivered_before_the_schedule_counts_on_a_daily_run() -> None:
+    """The schedule is delivered two days after its loan (contract: the loan of an instalment is
+    delivered on that date or earlier) and a repayment in between: daily steps count it too."""
+    book = Book(
+        loans=(Loan("L1", "C1", 0, "EQUAL_INSTALLMENT", ((10, cents(10_000), cents(0)),)),),
+        txns=(Txn("T1", "C1", "L1", 1, 0, "REPAYMENT", cents(4_000), "SUCCESS"),),
+        end=2,
+    )
+    con = warehouse(book)
+    con.execute("update installments set dt = $d", {"d": day(2)})
+    for n in (0, 1, 2):
+        ledger_step(con, day(n), run_id="test")
+    rows = con.execute(
+        "select loan_id, outstanding_principal from loan_daily where dt = $d", {"d": day(2)}
+    )
+    assert rows.fetchall() == [("L1", cents(6_000))]  # what one step over days 0-2 gives
