@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -180,6 +181,37 @@ def compare_runs_json(outputs: dict[str, str]) -> dict[str, Any]:
     return {"runs": len(rows["before"]), "diffs": diffs[:MAX_DIFFS]}
 
 
+# What the demo prints at its end, for one home: the summary moved from creditflow.summary to
+# creditflow.cli.summary in the restructuring, so either is tried.
+SUMMARY = """
+import sys
+from datetime import date
+from rich.console import Console
+from creditflow.settings import load_settings
+try:
+    from creditflow.cli.summary import demo_summary
+except ImportError:
+    from creditflow.summary import demo_summary
+home, landing, last = sys.argv[1], sys.argv[2], date.fromisoformat(sys.argv[3])
+demo_summary(Console(width=120, color_system=None), load_settings(home=home, landing=landing), last)
+"""
+
+
+def demo_summary(checkout: Path, home: Path, landing: Path, last: date, work: Path) -> str:
+    """The demo's closing summary printed by a checkout for a home, with the home masked."""
+    python = checkout / ".venv" / "bin" / "python"
+    done = subprocess.run(
+        [str(python), "-c", SUMMARY, str(home), str(landing), last.isoformat()],
+        env=side_env(work, "summary"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    masked = done.stdout.replace(str(home.resolve()), "HOME").replace(str(home), "HOME")
+    # the two homes' paths differ in length, which widens a table's padding and rules
+    return "\n".join(re.sub(r"[ ━─]+", " ", line).rstrip() for line in masked.splitlines())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", type=Path, required=True, help="checkout with .venv/bin/creditflow")
@@ -219,6 +251,10 @@ def main() -> int:
 
     tables, models = compare_published(homes), compare_models(homes)
     runs_json = compare_runs_json(runs_out)
+    summaries = {s: demo_summary(dirs[s], homes[s], landing, end, work) for s in SIDES}
+    for s in SIDES:
+        (work / f"summary-{s}.txt").write_text(summaries[s], encoding="utf-8")
+    same_summary = summaries["before"] == summaries["after"]
     print(f"\n{'table':<22}{'partitions':>11}{'rows':>12}  result")
     for name, t in tables.items():
         verdict = "identical" if not t["differing"] else f"{t['differing']} partition(s) DIFFER"
@@ -237,15 +273,22 @@ def main() -> int:
         print(f"{what}: {res[unit]} {unit} compared, {'DIFFER' if res['diffs'] else 'identical'}")
     if not models["files"]:
         print("    (no model registry: models are first trained after ~200 days)")
+    lines = summaries["after"].count("\n")
+    print(f"demo summary: {lines} lines, {'identical' if same_summary else 'DIFFER'}")
+    if not same_summary:
+        print(f"    diff {work / 'summary-before.txt'} {work / 'summary-after.txt'}")
     for line in models["diffs"][:20] + runs_json["diffs"]:
         print(f"    {line}")
-    identical = not (
-        any(t["differing"] for t in tables.values()) or models["diffs"] or runs_json["diffs"]
-    ) and bool(tables)
+    identical = (
+        not (any(t["differing"] for t in tables.values()) or models["diffs"] or runs_json["diffs"])
+        and same_summary
+        and bool(tables)
+    )
     book = {"customers": args.customers, "days": args.days, "start": args.start, "end": end}
     excluded = {"columns": EXCLUDED, "by_table": EXCLUDED_BY_TABLE, "runs": EXCLUDED_RUNS_JSON}
     summary = {"identical": identical, **{s: str(dirs[s]) for s in SIDES}, "book": book}
     summary |= {"excluded": excluded, "tables": tables, "models": models, "runs_json": runs_json}
+    summary["demo_summary_identical"] = same_summary
     (work / "comparison.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"\n{'IDENTICAL' if identical else 'DIFFERENT'}; details in {work / 'comparison.json'}")
     return 0 if identical else 1
