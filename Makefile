@@ -6,10 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-# No telemetry, ever: nothing may need the network at run time.
-export DO_NOT_TRACK := 1
-export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export GX_ANALYTICS_ENABLED := False
+# No telemetry, ever: nothing may need the network at run time. creditflow/__init__.py sets
+# the offline defaults (OFFLINE_DEFAULTS) before Prefect or Great Expectations is imported.
 
 .PHONY: demo test lint format bench suites clean install browser
 

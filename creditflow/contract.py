@@ -12,6 +12,7 @@ from enum import StrEnum
 import pyarrow as pa
 
 BUSINESS_TZ = "Asia/Shanghai"
+BUSINESS_UTC_OFFSET_S = 8 * 3600  # Asia/Shanghai has had no daylight saving since 1991
 MANIFEST_NAME = "_manifest.json"
 
 

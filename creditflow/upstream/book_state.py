@@ -9,10 +9,10 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
-from creditflow.contract import CHANNELS, OCCUPATIONS, TXN_TYPES
+from creditflow.contract import BUSINESS_UTC_OFFSET_S, CHANNELS, OCCUPATIONS, TXN_TYPES
 
 EPOCH = date(1970, 1, 1)
-SHANGHAI_OFFSET_S = 8 * 3600  # Asia/Shanghai has had no daylight saving since 1991
+SHANGHAI_OFFSET_S = BUSINESS_UTC_OFFSET_S
 _INST_KEY = 1 << 36  # > any loan's total schedule in fen; packs (loan, cumulative due) into one key
 
 STATUS_ACTIVE, STATUS_BLOCKED, STATUS_CLOSED = 0, 1, 2

@@ -19,9 +19,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from creditflow.contract import BUSINESS_TZ, MANIFEST_NAME, Extract, Kind
+from creditflow.contract import BUSINESS_TZ, BUSINESS_UTC_OFFSET_S, MANIFEST_NAME, Extract, Kind
 
-_OFFSET_S = 8 * 3600
+_OFFSET_S = BUSINESS_UTC_OFFSET_S
 
 
 def _fixed_point(col: pl.Expr, scale: int) -> pl.Expr:

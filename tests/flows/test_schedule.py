@@ -34,11 +34,12 @@ import duckdb
 import polars as pl
 import pytest
 
+from creditflow.contract import BUSINESS_TZ
 from creditflow.flows.nightly import scheduled_run_date
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+SHANGHAI = ZoneInfo(BUSINESS_TZ)
 DEPLOYMENT = "nightly/creditflow-nightly"
 BIN = Path(sys.executable).parent
 SERVER_START_TIMEOUT = 60.0

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from creditflow.contract import REPAYMENT_METHODS
 from creditflow.transforms.ledger import GRACE_DAYS, ledger_step
 from creditflow.transforms.reports import report
-from creditflow.warehouse import ensure_schema
+from creditflow.warehouse import ensure_schema, use_business_time_zone
 from tests.support.oracle import bucket_sql, build_daily_dpd
 
 D0 = date(2026, 1, 1)
@@ -170,7 +170,7 @@ def books(draw: st.DrawFn) -> Book:
 def warehouse(book: Book) -> duckdb.DuckDBPyConnection:
     """An in-memory warehouse holding the book's deliveries (ingest is tested on its own)."""
     con = duckdb.connect()
-    con.execute("set TimeZone = 'Asia/Shanghai'")
+    use_business_time_zone(con)
     con.execute("set threads = 1")  # tiny tables: threads only add overhead
     ensure_schema(con)
     con.executemany(
