@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from creditflow.upstream.simulation import _schedule
+from creditflow.upstream.book_state import _schedule
 
 principals = st.integers(min_value=100_00, max_value=200_000_00)
 rates = st.integers(min_value=1, max_value=240_000)  # millionths, up to 24% a year
