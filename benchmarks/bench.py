@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from benchmarks.bench_book import BaseBook, ScaledBook, bench_env, build_base, scale_book
+from creditflow.cli.common import console, fail
 
 DEFAULT_SCALES = (10_000, 100_000, 1_000_000)
 TARGET_NIGHT_SECONDS = 180.0  # issue #9: a night without retrain for 1M customers
@@ -291,12 +291,6 @@ def write_results(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
 # ``creditflow bench`` and ``make bench`` run this command (the benchmark ships with the source
 # checkout, not inside the installed package).
 cli = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
-console = Console()
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(1)
 
 
 @cli.command()
@@ -354,13 +348,13 @@ def bench(
     import tempfile
 
     if retrain_at not in ("largest", "all", "none"):
-        raise _fail(f"--retrain-at must be largest, all or none, not {retrain_at!r}")
+        raise fail(f"--retrain-at must be largest, all or none, not {retrain_at!r}")
     work = work_dir or Path(
         os.environ.get("CREDITFLOW_BENCH_DIR") or Path(tempfile.gettempdir()) / "creditflow-bench"
     )
     repo = Path(__file__).resolve().parent.parent
     if work.resolve().is_relative_to(repo):
-        raise _fail(
+        raise fail(
             f"{work}: the benchmark writes gigabytes; choose a folder outside the repository"
         )
     cfg = BenchConfig(

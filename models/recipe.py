@@ -16,8 +16,8 @@ stay on XGBoost's own margin, whose contributions add up exactly (a > 0 keeps th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -49,20 +49,6 @@ class Recipe:
     threads: int = 2  # fixed: a different thread count may change float sums, and so the model
 
 
-class FitFn(Protocol):
-    """``fit``'s signature: what an executor offers in its place (execution.dask_fit)."""
-
-    def __call__(
-        self,
-        recipe: Recipe,
-        x: np.ndarray,
-        y: np.ndarray,
-        features: list[str],
-        monotone: dict[str, int] | None = None,
-        groups: np.ndarray | None = None,
-    ) -> tuple[xgb.Booster, dict[str, float]]: ...
-
-
 def fit(
     recipe: Recipe,
     x: np.ndarray,
@@ -88,6 +74,13 @@ def fit(
         verbose_eval=False,
     )
     return calibrated(booster, check, y, valid)
+
+
+# ``fit``'s signature, positional: what an executor offers in its place (execution.dask_fit)
+FitFn = Callable[
+    [Recipe, np.ndarray, np.ndarray, list[str], dict[str, int] | None, np.ndarray | None],
+    tuple[xgb.Booster, dict[str, float]],
+]
 
 
 def validation_rows(recipe: Recipe, n: int, groups: np.ndarray | None = None) -> np.ndarray:

@@ -100,9 +100,7 @@ def train_challenger(
     if train.y.min() == train.y.max() or oot.y.min() == oot.y.max():
         return _no_model(as_of, "the matured history has no bads (or no goods) to learn from")
 
-    booster, info = fit(
-        recipe, train.x, train.y, train.names, train.monotone, groups=train.customer_id
-    )
+    booster, info = fit(recipe, train.x, train.y, train.names, train.monotone, train.customer_id)
     oot_pd = predict(booster, oot.x, oot.names)
     train_pd = predict(booster, train.x, train.names)
     tonight = population(con, as_of)

@@ -20,10 +20,10 @@ import pyarrow as pa
 
 from creditflow.models.champion import Champion
 from creditflow.models.dataset import Frame, population
-from creditflow.models.recipe import predict
 from creditflow.models.scoring import reason_codes, reference_contributions, score_population
 from creditflow.policy.config import LimitPolicy
 from creditflow.policy.ladder import ACTIONS, STEPS, decide, step_column
+from creditflow.transforms.features import CUSTOMERS_TO_DATE
 from creditflow.transforms.inputs import Slice, Stage, StageRunner, run_in_process
 from creditflow.transforms.ledger import ensure_ledger_schema
 from creditflow.transforms.queries import sql
@@ -88,22 +88,29 @@ RULE_REASONS = {
 }
 
 
+# the adverse actions the model drove: their reasons are the features that pushed risk up
+MODEL_DRIVEN = (
+    pl.col("action").is_in(ADVERSE)
+    & pl.col("pd").is_not_null()
+    & pl.col("policy_rule").is_in(MODEL_RULES)
+)
+NO_SCORES = pl.DataFrame(schema={"customer_id": pl.String, "pd": pl.Float64, "score": pl.Int32})
+
+
 def _with_reasons(
     decided: pl.DataFrame,
     champion: Champion | None,
     frame: Frame | None,
-    pd_: np.ndarray | None,
-    reference: np.ndarray | None = None,
-) -> tuple[pl.DataFrame, int]:
+    reference: np.ndarray | None,
+) -> pl.DataFrame:
     """reason_codes for every DECREASE and FREEZE: the model's features where the model drove
     it, the rule's plain reason otherwise; empty for the other actions. Exact contributions
-    cost about a millisecond a row, so only the model-driven adverse rows pay for them.
-    ``reference``: the population's reference contributions, when ``frame`` is one shard."""
+    cost about a millisecond a row, so only the model-driven adverse rows pay for them,
+    measured against the population's ``reference``."""
     adverse = pl.col("action").is_in(ADVERSE)
-    model_driven = adverse & pl.col("pd").is_not_null() & pl.col("policy_rule").is_in(MODEL_RULES)
-    wanted = decided.filter(model_driven).select("customer_id")
+    wanted = decided.filter(MODEL_DRIVEN).select("customer_id")
     parts = [
-        decided.filter(adverse & ~model_driven).select(
+        decided.filter(adverse & ~MODEL_DRIVEN).select(
             "customer_id",
             pl.concat_list(
                 pl.col("policy_rule")
@@ -112,7 +119,7 @@ def _with_reasons(
             ).alias("reason_codes"),
         )
     ]
-    if champion is not None and frame is not None and pd_ is not None and wanted.height:
+    if champion is not None and frame is not None and wanted.height:
         x = frame.x
         index = pl.DataFrame(
             {"customer_id": frame.customer_id.astype(str), "row": np.arange(len(x))}
@@ -120,23 +127,26 @@ def _with_reasons(
         rows = wanted.join(index, on="customer_id", how="left", maintain_order="left")["row"]
         if rows.null_count():
             raise AssertionError("a scored customer is missing from the feature matrix")
-        # relative to the safest tenth of tonight's customers, so that every customer riskier
-        # than them has at least one reason (contributions against the bias may all be negative)
-        if reference is None:
-            reference = reference_contributions(champion.booster, x, champion.names, pd_)
         codes = reason_codes(
             champion.booster, x[rows.to_numpy()], champion.names, reference=reference
         )
         parts.append(wanted.with_columns(pl.Series("reason_codes", codes, pl.List(pl.String))))
-    reasons = pl.concat(parts, how="vertical") if parts else None
-    out = (
-        decided.join(reasons, on="customer_id", how="left", maintain_order="left")
-        if reasons is not None
-        else decided
-    )
-    return out.with_columns(
-        pl.col("reason_codes").fill_null(pl.lit([], pl.List(pl.String)))
-    ), wanted.height
+    reasons = pl.concat(parts, how="vertical")
+    out = decided.join(reasons, on="customer_id", how="left", maintain_order="left")
+    return out.with_columns(pl.col("reason_codes").fill_null(pl.lit([], pl.List(pl.String))))
+
+
+def score_book(
+    con: duckdb.DuckDBPyConnection, d: date, champion: Champion, frame: Frame | None = None
+) -> tuple[Frame, pl.DataFrame, np.ndarray]:
+    """Tonight's features, every customer's pd and score, and the reason codes' reference
+    (the mean contributions of the safest tenth): once a night over the whole book, so a
+    shard's scores and reasons are the ones the whole book gives."""
+    frame = frame if frame is not None else population(con, d)
+    scores = score_population(con, d, champion.booster, champion.names, frame)
+    pd_ = scores["pd"].to_numpy()
+    reference = reference_contributions(champion.booster, frame.x, champion.names, pd_)
+    return frame, scores.drop("risk_grade"), reference
 
 
 def decide_limits(
@@ -146,23 +156,20 @@ def decide_limits(
     champion: Champion | None,
     run_id: str,
     frame: Frame | None = None,
+    scores: pl.DataFrame | None = None,
     reference: np.ndarray | None = None,
 ) -> pl.DataFrame:
-    """The decisions of every customer ``con`` knows on ``d`` (the whole book, or one shard
-    of it with the population's ``reference``), in ``limit_decisions``' columns. Stores
-    nothing."""
+    """The decisions of every customer ``con`` knows on ``d``, in ``limit_decisions``'
+    columns: the whole book, or one shard of it with its part of ``frame`` and ``scores``
+    and the population's ``reference`` (``score_book``; computed here when not given).
+    Stores nothing."""
     ensure_limits_schema(con)
     inputs = pl.from_arrow(con.sql(sql("limit_inputs"), params={"d": d}).to_arrow_table())
     assert isinstance(inputs, pl.DataFrame)
-    scores = pl.DataFrame(schema={"customer_id": pl.String, "pd": pl.Float64, "score": pl.Int32})
-    if champion is not None:
-        frame = frame if frame is not None else population(con, d)
-        scores = score_population(con, d, champion.booster, champion.names, frame).drop("risk_grade")  # fmt: skip
-    inputs = inputs.join(scores, on="customer_id", how="left")
-    decided = decide(inputs, d, policy)
-
-    pd_ = scores["pd"].to_numpy() if champion is not None else None  # in the frame's row order
-    decided, _ = _with_reasons(decided, champion, frame, pd_, reference)
+    if champion is not None and scores is None:
+        frame, scores, reference = score_book(con, d, champion, frame)
+    inputs = inputs.join(scores if scores is not None else NO_SCORES, on="customer_id", how="left")
+    decided = _with_reasons(decide(inputs, d, policy), champion, frame, reference)
     decided = decided.with_columns(
         pl.lit(d).alias("dt"),
         pl.lit(champion.version if champion else None, pl.String).alias("model_version"),
@@ -185,28 +192,16 @@ def decision_rows(
     champion: Champion | None,
     run_id: str,
     frame: Frame | None,
+    scores: pl.DataFrame | None,
     reference: np.ndarray | None,
 ) -> pa.Table:
     """The kernel of the limits stage: ``decide_limits`` as an Arrow table."""
-    return decide_limits(con, d, policy, champion, run_id, frame, reference).to_arrow()
-
-
-def reference_for(champion: Champion | None, frame: Frame) -> np.ndarray | None:
-    """The population's reference contributions (tonight's safest tenth): computed once over
-    every customer, so a shard's reasons are the ones the whole book would give."""
-    if champion is None or not len(frame.customer_id):
-        return None
-    pd_ = predict(champion.booster, frame.x, champion.names).astype(float)
-    return reference_contributions(champion.booster, frame.x, champion.names, pd_)
+    return decide_limits(con, d, policy, champion, run_id, frame, scores, reference).to_arrow()
 
 
 def reasons_computed(decided: pl.DataFrame) -> int:
     """Rows whose reason codes needed exact contributions: the model-driven adverse ones."""
-    return decided.filter(
-        pl.col("action").is_in(ADVERSE)
-        & pl.col("pd").is_not_null()
-        & pl.col("policy_rule").is_in(MODEL_RULES)
-    ).height
+    return decided.filter(MODEL_DRIVEN).height
 
 
 def store_decisions(con: duckdb.DuckDBPyConnection, d: date, decided: pl.DataFrame) -> None:
@@ -252,11 +247,15 @@ def evaluate_limits(
     run: StageRunner = run_in_process,
 ) -> tuple[pl.DataFrame, LimitsResult]:
     """Decide every known customer's limit for the day after ``d`` and store the decisions.
-    ``run`` runs the LIMITS stage: here, or where the step's executor runs it (then ``frame``,
-    tonight's features, is required with a champion: shards take their part of it)."""
+    The book is scored once here (``frame``: tonight's features, when the night built them);
+    ``run`` runs the LIMITS stage: here, or where the step's executor runs it, each shard
+    with its part of the features and scores."""
     ensure_limits_schema(con)  # a first night has no decisions yet
-    if champion is not None and frame is None:
-        frame = population(con, d)
+    scores = reference = None
+    if champion is not None:
+        frame, scores, reference = score_book(con, d, champion, frame)
+    else:
+        frame = None  # the starter rule reads no features
     rows = run(
         con,
         LIMITS,
@@ -264,9 +263,9 @@ def evaluate_limits(
         policy=policy,
         champion=champion,
         run_id=run_id,
-        frame=frame if champion is not None else None,
-        # population-level, so computed once over every customer
-        reference=reference_for(champion, frame) if frame is not None else None,
+        frame=frame,
+        scores=scores,
+        reference=reference,
     )
     decided = pl.from_arrow(rows)
     assert isinstance(decided, pl.DataFrame)
@@ -329,12 +328,12 @@ def _setup(con: duckdb.DuckDBPyConnection) -> None:
 
 
 # What limit_inputs.sql reads for date $d, by customer: customer versions up to the date, the
-# ledger's state on it, and the previous evaluation's decisions. The features arrive as the
-# ``frame`` argument (built by the features stage), split by shard on a cluster.
+# ledger's state on it, and the previous evaluation's decisions. Tonight's features and scores
+# arrive as the ``frame`` and ``scores`` arguments (``score_book``), split by shard on a cluster.
 LIMITS = Stage(
     name="limits",
     slices=(
-        Slice("customers", "select *, customer_id as shard_key from customers where dt <= $d"),
+        CUSTOMERS_TO_DATE,
         Slice("loan_daily", "select *, customer_id as shard_key from loan_daily where dt = $d"),
         Slice(
             "limit_decisions",
@@ -344,5 +343,5 @@ LIMITS = Stage(
     ),
     setup=_setup,
     kernel=decision_rows,
-    sharded_args=("frame",),
+    sharded_args=("frame", "scores"),
 )

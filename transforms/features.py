@@ -8,9 +8,8 @@ import duckdb
 import pyarrow as pa
 
 from creditflow.transforms.inputs import DatedTable, Slice, Stage
-from creditflow.transforms.ledger import ensure_ledger_schema
+from creditflow.transforms.ledger import ensure_ledger_tables
 from creditflow.transforms.queries import sql
-from creditflow.warehouse import ensure_schema
 
 LABEL_WINDOW_DAYS = 90
 LABEL_DPD_THRESHOLD = 30
@@ -55,18 +54,16 @@ def labels(
     )
 
 
-def _setup(con: duckdb.DuckDBPyConnection) -> None:
-    ensure_schema(con)
-    ensure_ledger_schema(con)
-
-
 # What features.sql reads for date $d, by customer: every customer version and loan up to the
 # date (the features count all of them), and by date the windows it aggregates (behaviour's
 # business_date is its delivery date: a rule of the contract that ingest enforces).
+CUSTOMERS_TO_DATE = Slice(
+    "customers", "select *, customer_id as shard_key from customers where dt <= $d"
+)
 FEATURES = Stage(
     name="features",
     slices=(
-        Slice("customers", "select *, customer_id as shard_key from customers where dt <= $d"),
+        CUSTOMERS_TO_DATE,
         Slice("loans", "select *, customer_id as shard_key from loans where dt <= $d"),
     ),
     dated=(
@@ -83,6 +80,6 @@ FEATURES = Stage(
             "loan_daily", 180, "select *, customer_id as shard_key from loan_daily where dt = $dt"
         ),
     ),
-    setup=_setup,
+    setup=ensure_ledger_tables,
     kernel=feature_rows,
 )

@@ -65,12 +65,6 @@ class Stage:
         """Every warehouse table the stage reads."""
         return tuple(dict.fromkeys([s.table for s in self.slices] + [t.table for t in self.dated]))
 
-    def run_here(self, con: duckdb.DuckDBPyConnection, d: date, **params: Any) -> pa.Table:
-        """Prepare and run the kernel on ``con`` (the in-process path, and each shard's)."""
-        if self.prepare is not None:
-            self.prepare(con, d, **params)
-        return self.kernel(con, d, **params)
-
 
 class StageRunner(Protocol):
     """Runs a stage for a date and returns its rows: ``run_in_process``, or an executor's
@@ -84,5 +78,8 @@ class StageRunner(Protocol):
 def run_in_process(
     con: duckdb.DuckDBPyConnection, stage: Stage, d: date, **params: Any
 ) -> pa.Table:
-    """The stage on ``con`` itself."""
-    return stage.run_here(con, d, **params)
+    """Prepare and run the stage's kernel on ``con`` itself: the warehouse in process, or a
+    shard's own DuckDB on a cluster."""
+    if stage.prepare is not None:
+        stage.prepare(con, d, **params)
+    return stage.kernel(con, d, **params)

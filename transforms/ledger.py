@@ -155,7 +155,9 @@ def _prepare(
     refresh_sources(con, after, business_date)
 
 
-def _setup(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_ledger_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The delivered tables and the ledger's on a connection: a stage's ``setup`` on a
+    shard's empty DuckDB."""
     ensure_schema(con)
     ensure_ledger_schema(con)
 
@@ -322,7 +324,7 @@ LEDGER = Stage(
                 where t.dt > $after and t.dt <= $d and t.txn_type in ('REPAYMENT', 'REVERSAL')""",
         ),
     ),
-    setup=_setup,
+    setup=ensure_ledger_tables,
     prepare=_prepare,
     kernel=state_rows,
 )

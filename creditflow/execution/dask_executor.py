@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -33,7 +34,7 @@ from creditflow.execution.shards import export_slices, load_slices, shards_of, w
 from creditflow.landing import Delivery, checked_or_none
 from creditflow.models.dataset import Frame
 from creditflow.models.recipe import FitFn
-from creditflow.transforms.inputs import Stage
+from creditflow.transforms.inputs import Stage, run_in_process
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -62,7 +63,7 @@ def run_shard(
         job.stage.setup(con)
         load_slices(con, job.work / "in", tuple(s.table for s in job.stage.slices), job.shard)
         load_dated(con, job.store, job.valid, job.shard, job.stage.dated)
-        table = job.stage.run_here(con, job.business_date, **shared, **sharded)
+        table = run_in_process(con, job.stage, job.business_date, **shared, **sharded)
     finally:
         con.close()
     path = job.work / "out" / f"shard={job.shard}.parquet"
@@ -72,16 +73,13 @@ def run_shard(
 
 
 def split_by_shard(value: Any, shards: int) -> list[Any]:
-    """A per-customer argument cut into the shards' parts (a Frame by its customer ids)."""
+    """A per-customer argument cut into the shards' parts by its customer ids: a Frame (the
+    features) or a DataFrame with a customer_id column (the scores)."""
     if value is None:
         return [None] * shards
-    if not isinstance(value, Frame):
-        raise TypeError(f"cannot split a {type(value).__name__} by shard")
-    which = shards_of(value.customer_id, shards)
-    parts = []
-    for k in range(shards):
-        rows = np.flatnonzero(which == k)
-        parts.append(
+    if isinstance(value, Frame):
+        which = shards_of(value.customer_id, shards)
+        return [
             replace(
                 value,
                 x=value.x[rows],
@@ -89,14 +87,16 @@ def split_by_shard(value: Any, shards: int) -> list[Any]:
                 observation_date=value.observation_date[rows],
                 y=None if value.y is None else value.y[rows],
             )
-        )
-    return parts
+            for rows in (np.flatnonzero(which == k) for k in range(shards))
+        ]
+    if isinstance(value, pl.DataFrame):
+        which = shards_of(value["customer_id"].to_numpy(), shards)
+        return [value.filter(pl.Series(which == k)) for k in range(shards)]
+    raise TypeError(f"cannot split a {type(value).__name__} by shard")
 
 
 class DaskExecutor:
     """Shards on the cluster behind ``client``; inputs and outputs under ``root``."""
-
-    name = "dask"
 
     def __init__(self, client: Client, *, shards: int, root: Path) -> None:
         self.client = client

@@ -24,13 +24,12 @@ import pyarrow as pa
 from creditflow.landing import Delivery
 from creditflow.models.recipe import FitFn, fit
 from creditflow.settings import Settings
-from creditflow.transforms.inputs import Stage
+from creditflow.transforms.inputs import Stage, run_in_process
 
 
 class Executor(Protocol):
     """What a step needs of wherever the work runs."""
 
-    name: str
     # ``models.recipe.fit``, wherever the boosting runs
     fit: FitFn
 
@@ -47,11 +46,8 @@ class Executor(Protocol):
 class InProcess:
     """Everything in this process, on the warehouse connection."""
 
-    name = "local"
     fit: FitFn = staticmethod(fit)
-
-    def run(self, con: duckdb.DuckDBPyConnection, stage: Stage, d: date, **params: Any) -> pa.Table:
-        return stage.run_here(con, d, **params)
+    run = staticmethod(run_in_process)
 
     def check_deliveries(self, landing: Path, dates: list[date]) -> dict[date, Delivery]:
         return {}

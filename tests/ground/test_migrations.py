@@ -12,7 +12,14 @@ import pytest
 
 from creditflow.flows.backfill import backfill
 from creditflow.flows.nightly import nightly
-from creditflow.migrations import LATEST, Migration, WarehouseTooNew, migrate, schema_version
+from creditflow.migrations import (
+    LATEST,
+    MIGRATIONS,
+    Migration,
+    WarehouseTooNew,
+    migrate,
+    schema_version,
+)
 from creditflow.settings import Settings, load_settings
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
@@ -53,7 +60,7 @@ def test_a_new_warehouse_is_migrated_to_the_latest_version() -> None:
 def test_migrations_apply_in_order_once_and_a_failed_one_leaves_the_version_before() -> None:
     """Forward-only: each migration once, in its own transaction; a failure rolls it back."""
     con = duckdb.connect()
-    first = (*_baseline_migrations(), Migration(LATEST + 1, "probe table", _add_column))
+    first = (*MIGRATIONS, Migration(LATEST + 1, "probe table", _add_column))
     assert [m.version for m in migrate(con, first)][-1] == LATEST + 1
     second = (*first, Migration(LATEST + 2, "probe b", _add_second))
     assert [m.version for m in migrate(con, second)] == [LATEST + 2]
@@ -72,12 +79,6 @@ def test_a_warehouse_newer_than_the_code_is_refused() -> None:
     con.execute("update schema_info set version = $v", {"v": LATEST + 5})
     with pytest.raises(WarehouseTooNew, match=f"schema version {LATEST + 5}"):
         migrate(con)
-
-
-def _baseline_migrations() -> tuple[Migration, ...]:
-    from creditflow.migrations import MIGRATIONS
-
-    return MIGRATIONS
 
 
 def _limit_rows(settings: Settings, d: date) -> list[tuple]:
