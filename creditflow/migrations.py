@@ -50,8 +50,24 @@ def _record_migrations(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _pricing_columns(con: duckdb.DuckDBPyConnection) -> None:
+    # a warehouse from before pricing: its decisions gain the offer's columns (null on the
+    # nights evaluated before; a rerun of such a night fills them)
+    if not has_table(con, "limit_decisions"):
+        return  # created with these columns when the first limits run
+    for column, kind in (
+        ("offered_annual_rate", "DECIMAL(8,6)"),
+        ("pricing_rule", "VARCHAR"),
+        ("grade_rate", "DECIMAL(8,6)"),
+        ("cost_rate", "DECIMAL(8,6)"),
+        ("expected_loss_rate", "DOUBLE"),
+    ):
+        con.execute(f"alter table limit_decisions add column if not exists {column} {kind}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "record applied migrations in schema_migrations", _record_migrations),
+    Migration(3, "limit_decisions gains the offered rate and its pricing", _pricing_columns),
 )
 LATEST = MIGRATIONS[-1].version if MIGRATIONS else SCHEMA_VERSION
 

@@ -2,9 +2,9 @@
 
 check the delivery → record the run's start → ingest and validate (a failed gate stops the
 run; what was published before stays) → ledger and delinquency reports → features → retrain
-when due → score and limits → the run record → the BI catalog and the run report. Each
-call is a Prefect task over a step (flows.tasks); the steps decide nothing about where their
-work runs (creditflow.execution). No task reads the clock for a business date: a scheduled
+when due → score, limits and pricing → customer notices → the run record → the BI catalog
+and the run report. Each call is a Prefect task over a step (flows.tasks); the steps decide
+nothing about where their work runs (creditflow.execution). No task reads the clock for a business date: a scheduled
 run's date is the day before its scheduled time in Asia/Shanghai.
 """
 
@@ -29,6 +29,7 @@ from creditflow.flows.tasks import (
     render_report,
     retrain_when_due,
     score_and_limit,
+    send_notices,
 )
 from creditflow.landing import Delivery
 from creditflow.migrations import migrate
@@ -141,6 +142,10 @@ def run_night(
                 limits = score_and_limit.with_options(task_run_name=f"score and limits {d}")(
                     settings, d, run_id, policy, frame
                 )
+            with watch.step("notices"):
+                notices = send_notices.with_options(task_run_name=f"customer notices {d}")(
+                    settings, d, run_id, policy
+                )
             watch.current = "publish"
     except Exception as exc:
         record.status, record.error = "FAILED", f"{watch.current}: {exc}"
@@ -153,6 +158,7 @@ def run_night(
         "features": {"customers": len(frame.customer_id), "features": len(frame.names)},
         "retrain": retrained,
         "limits": limits,
+        "notices": notices,
     }
     night.durations = watch.durations
     record.status = night.status = "SUCCESS"
@@ -244,6 +250,12 @@ def _row_counts(steps: dict[str, Any]) -> dict[str, dict[str, int]]:
         "ledger": {"active_loans": steps["ledger"]["active_loans"], **steps["ledger"]["published"]},
         "features": steps["features"],
         "limits": {"customers": steps["limits"]["customers"], **steps["limits"]["published"]},
+        # on a rerun, how many notice ids it added and withdrew (notice_revisions has the ids)
+        "notices": {
+            **steps["notices"]["published"],
+            "added": steps["notices"]["added"],
+            "withdrawn": steps["notices"]["withdrawn"],
+        },
     }
     retrain: RetrainOutcome = steps["retrain"]
     if retrain.run is not None:

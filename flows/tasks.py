@@ -18,6 +18,7 @@ from creditflow.settings import Settings
 from creditflow.steps.delinquency import run_ledger
 from creditflow.steps.ingest import ingest
 from creditflow.steps.limits import run_limits
+from creditflow.steps.notices import run_notices
 from creditflow.steps.population import build_population
 from creditflow.steps.retrain import RetrainOutcome, retrain_if_due
 
@@ -87,6 +88,23 @@ def score_and_limit(
         "customers": result.customers,
         "actions": result.actions,
         "reasons_computed": result.reasons_computed,
+        "published": {
+            outcome.published.table: outcome.published.rows,
+            outcome.pricing.table: outcome.pricing.rows,
+        },
+    }
+
+
+@task(name="customer notices", **IO_RETRIES)
+def send_notices(settings: Settings, d: date, run_id: str, policy: LimitPolicy) -> dict[str, Any]:
+    outcome = run_notices(settings, d, run_id=run_id, policy=policy)
+    result = outcome.result
+    return {
+        "notices": result.notices,
+        "by_type": result.by_type,
+        "added": result.added,
+        "withdrawn": result.withdrawn,
+        "rerun": not result.first_run,
         "published": {outcome.published.table: outcome.published.rows},
     }
 

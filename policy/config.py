@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from creditflow.contract import OCCUPATIONS
 from creditflow.models.scoring import GRADES
+from creditflow.policy.notice_types import NOTICE_TYPES, clock_minutes
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("limit_policy.toml")
 GRADE_NAMES = (*(g for g, _ in GRADES), "G")
@@ -126,6 +127,104 @@ class Starter(_Strict):
         return self
 
 
+# The contract's rate cap (loans: 0 < annual_rate <= 0.24), which is also China's judicial
+# protection line for private lending: no policy may offer more.
+RATE_CEILING = 0.24
+
+
+class PricingCost(_Strict):
+    """The cost build-up: the annual rate that covers funding, operations and the expected
+    loss of the customer's pd, plus a margin."""
+
+    funding_rate: float = Field(0.03, ge=0.0, le=RATE_CEILING)
+    operating_rate: float = Field(0.025, ge=0.0, le=RATE_CEILING)
+    margin: float = Field(0.015, ge=0.0, le=RATE_CEILING)
+    lgd: float = Field(0.85, gt=0.0, le=1.0)
+    # the model's pd is over this many days (the label: 30+ dpd within 90 days); the
+    # expected-loss rate annualises it: 1 - (1 - pd) ^ (365 / pd_horizon_days)
+    pd_horizon_days: int = Field(90, ge=1, le=365)
+
+
+class Pricing(_Strict):
+    """Risk-based pricing: the annual rate offered with every limit above 0."""
+
+    max_annual_rate: float = Field(RATE_CEILING, gt=0.0)
+    starter_rate: float = Field(0.18, gt=0.0)
+    # offered rates are rounded up to this step (0.0001: one basis point), never past the cap
+    rate_step: float = Field(0.0001, gt=0.0, le=0.01)
+    # "floor": the cost build-up sets the rate, never below the grade's rate;
+    # "override": the grade's rate is offered; the build-up is only reported (pricing_summary)
+    grade_table: Literal["floor", "override"] = "floor"
+    grade_rates: dict[str, float] = Field(
+        default_factory=lambda: {
+            "A": 0.072, "B": 0.09, "C": 0.1095, "D": 0.146, "E": 0.1825, "F": 0.219, "G": 0.24,
+        }
+    )  # fmt: skip
+    cost: PricingCost | None = PricingCost()
+
+    @model_validator(mode="after")
+    def _check(self) -> Pricing:
+        if self.max_annual_rate > RATE_CEILING:
+            raise ValueError(
+                f"max_annual_rate {self.max_annual_rate} is above {RATE_CEILING}: the contract's "
+                "rate cap and the judicial protection line for lending"
+            )
+        missing = [g for g in GRADE_NAMES if g not in self.grade_rates]
+        unknown = [g for g in self.grade_rates if g not in GRADE_NAMES]
+        if missing or unknown:
+            raise ValueError(f"grade_rates need exactly the grades {GRADE_NAMES}; missing {missing}, unknown {unknown}")  # fmt: skip
+        named = {"starter_rate": self.starter_rate} | {f"grade_rates.{g}": self.grade_rates[g] for g in GRADE_NAMES}  # fmt: skip
+        for name, rate in named.items():
+            if not 0.0 < rate <= self.max_annual_rate:
+                raise ValueError(f"{name} {rate} is outside (0, max_annual_rate {self.max_annual_rate}]")  # fmt: skip
+            if abs(rate * 1e6 - round(rate * 1e6)) > 1e-6:
+                raise ValueError(f"{name} {rate} has more than 6 decimals (rates are DECIMAL(8,6))")  # fmt: skip
+        for worse, better in zip(GRADE_NAMES[1:], GRADE_NAMES, strict=False):
+            if self.grade_rates[worse] < self.grade_rates[better]:
+                raise ValueError(
+                    f"grade_rates.{worse} ({self.grade_rates[worse]}) is below grade_rates.{better} "
+                    f"({self.grade_rates[better]}): a worse grade may not get a lower rate"
+                )
+        return self
+
+
+class NoticeSettings(_Strict):
+    """What the messaging system is asked to send, and when (times are Asia/Shanghai)."""
+
+    due_soon_days: tuple[int, ...] = (3, 1)  # DUE_SOON this many days before the due date
+    overdue_dpd: tuple[int, ...] = (1, 3, 7, 15, 30)  # OVERDUE on reaching these dpd
+    quiet_start: str = "21:00"  # no notice is sent from quiet_start ...
+    quiet_end: str = "08:00"  # ... to quiet_end: send_after moves to quiet_end
+    # the time of day on the day after the business date each type is meant to go out
+    send_at: dict[str, str] = Field(
+        default_factory=lambda: {
+            "DUE_SOON": "10:00", "DUE_TODAY": "09:00", "AUTO_DEBIT_FAILED": "00:00",
+            "OVERDUE": "10:00", "LIMIT_NEW": "09:30", "LIMIT_INCREASE": "09:30",
+            "LIMIT_DECREASE": "09:30", "LIMIT_FREEZE": "09:30", "LIMIT_CLOSE": "09:30",
+        }
+    )  # fmt: skip
+    template_version: str = "v1"  # template_id is <notice_type>.<template_version>
+    # "change": FREEZE and CLOSE notify when the customer enters that state (not every night
+    # the state merely continues); "every_decision": on every FREEZE and CLOSE decision
+    limit_notices: Literal["change", "every_decision"] = "change"
+
+    @model_validator(mode="after")
+    def _check(self) -> NoticeSettings:
+        if any(k < 1 for k in self.due_soon_days) or len(set(self.due_soon_days)) != len(self.due_soon_days):  # fmt: skip
+            raise ValueError("due_soon_days must be distinct whole days >= 1 (0 is DUE_TODAY)")
+        if any(k < 1 for k in self.overdue_dpd) or len(set(self.overdue_dpd)) != len(self.overdue_dpd):  # fmt: skip
+            raise ValueError("overdue_dpd must be distinct dpd values >= 1")
+        unknown = set(self.send_at) - set(NOTICE_TYPES)
+        missing = set(NOTICE_TYPES) - set(self.send_at)
+        if unknown or missing:
+            raise ValueError(f"send_at needs exactly the notice types {NOTICE_TYPES}; missing {sorted(missing)}, unknown {sorted(unknown)}")  # fmt: skip
+        clocks = {"quiet_start": self.quiet_start, "quiet_end": self.quiet_end}
+        clocks |= {f"send_at.{k}": v for k, v in self.send_at.items()}
+        for name, value in clocks.items():
+            clock_minutes(value, name)
+        return self
+
+
 class LimitPolicy(_Strict):
     version: str
     product_cap: int = Field(200_000, ge=0, le=200_000)  # the regulatory ceiling holds always
@@ -137,6 +236,8 @@ class LimitPolicy(_Strict):
     bands: Bands
     change: Change = Change()
     starter: Starter = Starter()
+    pricing: Pricing = Pricing()
+    notices: NoticeSettings = NoticeSettings()
     # the file's content hash, set by load_policy; part of the published policy version
     content_sha256: str = ""
 

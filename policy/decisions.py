@@ -23,13 +23,15 @@ from creditflow.models.dataset import Frame, population
 from creditflow.models.scoring import reason_codes, reference_contributions, score_population
 from creditflow.policy.config import LimitPolicy
 from creditflow.policy.ladder import ACTIONS, STEPS, decide, step_column
+from creditflow.policy.pricing import price
 from creditflow.transforms.features import CUSTOMERS_TO_DATE
 from creditflow.transforms.inputs import Slice, Stage, StageRunner, run_in_process
 from creditflow.transforms.ledger import ensure_ledger_schema
 from creditflow.transforms.queries import sql
 from creditflow.warehouse import ensure_schema, transaction
 
-ADVERSE = ("DECREASE", "FREEZE")
+# adverse actions carry reasons: the customer (and customer_notices) is told why
+ADVERSE = ("DECREASE", "FREEZE", "CLOSE")
 TRACE = ("after_target", *(step_column(r) for r in STEPS))
 
 DECISIONS_DDL = f"""
@@ -45,14 +47,17 @@ create table if not exists limit_decisions (
     {", ".join(f"{c} DECIMAL(18,2)" for c in TRACE)},
     new_limit DECIMAL(18,2) not null, action VARCHAR not null, policy_rule VARCHAR not null,
     reason_codes VARCHAR[] not null, increased_on DATE,
-    effective_from DATE not null, policy_version VARCHAR not null, run_id VARCHAR not null
+    effective_from DATE not null, policy_version VARCHAR not null, run_id VARCHAR not null,
+    -- the offer (policy.pricing); added by migration 3, so last
+    offered_annual_rate DECIMAL(8,6), pricing_rule VARCHAR, grade_rate DECIMAL(8,6),
+    cost_rate DECIMAL(8,6), expected_loss_rate DOUBLE
 )"""
 
 # the contract's limit_updates columns (dt lives in the path), then additions
 PUBLISHED = (
     "customer_id", "model_version", "pd", "score", "risk_grade", "previous_limit", "new_limit",
     "action", "policy_rule", "reason_codes", "effective_from", "run_id",
-    "policy_version", "dpd", "outstanding_balance",
+    "policy_version", "dpd", "outstanding_balance", "offered_annual_rate", "pricing_rule",
 )  # fmt: skip
 
 
@@ -85,6 +90,14 @@ RULE_REASONS = {
     "cap.income": "limit capped at a multiple of declared income",
     "cap.product": "limit capped at the product maximum",
     "starter": "starter limit from application data (no model yet)",
+}
+# When the model drove an adverse action but no feature sits above the reference (the safest
+# tenth), the model's rule in words stands in, so every adverse action has a reason.
+MODEL_RULE_REASONS = {
+    "band": "overall estimated risk for the risk grade",
+    "expected_loss": "overall estimated risk for the expected-loss budget",
+    "model.freeze": "overall estimated risk above the policy's threshold",
+    "change.outstanding_floor": "overall estimated risk for the risk grade",
 }
 
 
@@ -132,6 +145,23 @@ def _with_reasons(
         )
         parts.append(wanted.with_columns(pl.Series("reason_codes", codes, pl.List(pl.String))))
     reasons = pl.concat(parts, how="vertical")
+    # a model-driven row whose features all sit at or below the reference has no feature to
+    # name: it gets its rule in words, so no adverse action goes out without a reason
+    reasons = reasons.join(decided.select("customer_id", "policy_rule"), on="customer_id").select(
+        "customer_id",
+        pl.when(pl.col("reason_codes").list.len() > 0)
+        .then(pl.col("reason_codes"))
+        .otherwise(
+            pl.concat_list(
+                pl.col("policy_rule").replace_strict(
+                    RULE_REASONS | MODEL_RULE_REASONS,
+                    default=pl.col("policy_rule"),
+                    return_dtype=pl.String,
+                )
+            )
+        )
+        .alias("reason_codes"),
+    )
     out = decided.join(reasons, on="customer_id", how="left", maintain_order="left")
     return out.with_columns(pl.col("reason_codes").fill_null(pl.lit([], pl.List(pl.String))))
 
@@ -169,7 +199,7 @@ def decide_limits(
     if champion is not None and scores is None:
         frame, scores, reference = score_book(con, d, champion, frame)
     inputs = inputs.join(scores if scores is not None else NO_SCORES, on="customer_id", how="left")
-    decided = _with_reasons(decide(inputs, d, policy), champion, frame, reference)
+    decided = price(_with_reasons(decide(inputs, d, policy), champion, frame, reference), policy)
     decided = decided.with_columns(
         pl.lit(d).alias("dt"),
         pl.lit(champion.version if champion else None, pl.String).alias("model_version"),

@@ -1,5 +1,6 @@
 """The limits step: score every customer with the champion in force, apply the limit policy,
-keep the decisions and publish ``limit_updates`` (the rules are in policy.decisions)."""
+price each limit, keep the decisions and publish ``limit_updates`` and ``pricing_summary``
+(the rules are in policy.decisions and policy.pricing)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from creditflow.models.dataset import Frame
 from creditflow.models.registry import Registry
 from creditflow.policy.config import LimitPolicy, load_policy
 from creditflow.policy.decisions import LimitsResult, evaluate_limits, limit_updates
+from creditflow.policy.pricing import pricing_summary
 from creditflow.publish import PublishedPartition, publish_partition
 from creditflow.settings import Settings
 from creditflow.steps.population import build_population
@@ -22,6 +24,7 @@ from creditflow.warehouse import open_warehouse
 class LimitsOutcome:
     result: LimitsResult
     published: PublishedPartition
+    pricing: PublishedPartition
 
 
 def run_limits(
@@ -48,4 +51,7 @@ def run_limits(
         published = publish_partition(
             limit_updates(con, d), settings.published_dir, "limit_updates", d
         )
-    return LimitsOutcome(result, published)
+        pricing = publish_partition(
+            pricing_summary(con, d, policy, run_id), settings.published_dir, "pricing_summary", d
+        )
+    return LimitsOutcome(result, published, pricing)

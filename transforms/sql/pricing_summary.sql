@@ -1,0 +1,90 @@
+-- pricing_summary for business date $d, by risk grade: tonight's offers against the expected
+-- loss and the costs they must cover, and the loans booked in the 30 days to $d against the
+-- offer in force when each was originated (the latest evaluation before its origination
+-- date). Customers without a model score are grade STARTER; a loan whose customer had no
+-- evaluation before it was booked is NO_OFFER. Parameters: $d, $funding and $operating (null
+-- without the policy's cost build-up), $cap (max_annual_rate), $run_id.
+with tonight as (
+    select
+        coalesce(risk_grade, 'STARTER') as risk_grade,
+        count(*) as customers,
+        count(*) filter (where new_limit > 0) as customers_offered,
+        avg(pd) as mean_pd,
+        avg(offered_annual_rate::DOUBLE) filter (where new_limit > 0) as mean_offered_rate,
+        avg(expected_loss_rate) filter (where new_limit > 0) as expected_loss_rate
+    from limit_decisions
+    where dt = $d
+    group by all
+),
+
+booked as (
+    select
+        loan_id,
+        customer_id,
+        cast(timezone('Asia/Shanghai', originated_at) as DATE) as originated_on,
+        principal,
+        annual_rate
+    from loans
+    where dt > $d::DATE - 30
+      and dt <= $d
+),
+
+offers as (
+    select dt, customer_id, risk_grade, new_limit, offered_annual_rate
+    from limit_decisions
+    where dt < $d
+      and dt >= $d::DATE - 90  -- an offer older than that is not the one a loan was booked on
+),
+
+with_offer as (
+    select
+        b.*,
+        case
+            when o.customer_id is null then 'NO_OFFER'
+            else coalesce(o.risk_grade, 'STARTER')
+        end as risk_grade,
+        o.offered_annual_rate
+    from booked as b
+    asof left join offers as o
+        on b.customer_id = o.customer_id
+       and b.originated_on > o.dt
+),
+
+originated as (
+    select
+        risk_grade,
+        count(*) as loans_30d,
+        sum(principal)::DECIMAL(18, 2) as principal_30d,
+        (sum(principal * annual_rate) / sum(principal))::DOUBLE as realised_rate_30d,
+        count(*) filter (where annual_rate < offered_annual_rate) as loans_below_offer_30d,
+        count(*) filter (where annual_rate > $cap) as loans_above_cap_30d
+    from with_offer
+    group by all
+),
+
+final as (
+    select
+        coalesce(t.risk_grade, o.risk_grade) as risk_grade,
+        coalesce(t.customers, 0) as customers,
+        coalesce(t.customers_offered, 0) as customers_offered,
+        t.mean_pd,
+        t.mean_offered_rate,
+        t.expected_loss_rate,
+        $funding::DOUBLE as funding_rate,
+        $operating::DOUBLE as operating_rate,
+        t.mean_offered_rate - t.expected_loss_rate - $funding::DOUBLE - $operating::DOUBLE as margin,
+        coalesce(t.mean_offered_rate - t.expected_loss_rate - $funding::DOUBLE - $operating::DOUBLE < 0, false)
+            as negative_margin,
+        coalesce(o.loans_30d, 0) as loans_30d,
+        coalesce(o.principal_30d, 0)::DECIMAL(18, 2) as principal_30d,
+        o.realised_rate_30d,
+        coalesce(o.loans_below_offer_30d, 0) as loans_below_offer_30d,
+        coalesce(o.loans_above_cap_30d, 0) as loans_above_cap_30d,
+        $run_id::VARCHAR as run_id
+    from tonight as t
+    full outer join originated as o using (risk_grade)
+)
+
+select *
+from final
+order by list_position(['A', 'B', 'C', 'D', 'E', 'F', 'G', 'STARTER', 'NO_OFFER'], risk_grade)
