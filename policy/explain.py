@@ -8,6 +8,7 @@ from datetime import date
 import duckdb
 
 from creditflow.policy.ladder import STEPS, TERMINAL_RULES, step_column
+from creditflow.policy.pricing import PRICING_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class Explanation:
     policy_version: str
     model_version: str | None
     run_id: str
+    # the offer: offered_annual_rate, pricing_rule, grade_rate, cost_rate, expected_loss_rate
+    # (None on a limit of 0, and on nights evaluated before pricing existed)
+    pricing: dict[str, object]
 
 
 EXPLAIN_INPUTS = (
@@ -65,4 +69,5 @@ def explain(
         policy_version=row["policy_version"],
         model_version=row["model_version"],
         run_id=row["run_id"],
+        pricing={k: row.get(k) for k in PRICING_COLUMNS},
     )

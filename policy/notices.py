@@ -115,7 +115,7 @@ def store_notices(
         with transaction(con):
             first_run = not con.execute(
                 "select count(*) from notice_nights where dt = $d", {"d": d}
-            ).fetchone()[0]  # type: ignore[index]
+            ).fetchall()[0][0]
             con.execute("insert into notice_nights values ($d, $r)", {"d": d, "r": run_id})
             revisions = con.sql(
                 """select 'ADDED' as change, n.notice_id, n.notice_type, n.customer_id

@@ -5,6 +5,7 @@ from creditflow.cli import (  # noqa: F401  (each module registers its commands 
     limit_commands,
     model_commands,
     night_commands,
+    notice_commands,
     output_commands,
 )
 from creditflow.cli.app import app

@@ -106,4 +106,10 @@ def night_line(result: dict) -> str:
     if retrain.get("trained"):
         verdict = "promoted" if retrain["promoted"] else "not promoted"
         trained = f"; trained {retrain['trained']} (AUC {retrain['auc']:.3f}, {verdict})"
-    return f"{result['run_date']} {result['run_id']}: {model}; {actions}{trained}"
+    notices = steps.get("notices")
+    sent = ""
+    if notices:
+        sent = f"; {notices['notices']:,} notices"
+        if notices["added"] or notices["withdrawn"]:
+            sent += f" (rerun: {notices['added']:,} added, {notices['withdrawn']:,} withdrawn)"
+    return f"{result['run_date']} {result['run_id']}: {model}; {actions}{sent}{trained}"

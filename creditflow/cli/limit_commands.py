@@ -108,8 +108,36 @@ def limits_explain(
         f"binding rule [bold]{found.policy_rule}[/]",
         soft_wrap=True,
     )
+    line = pricing_line(found.new_limit, found.inputs.get("risk_grade"), found.pricing)
+    console.print(line, soft_wrap=True, markup=False, highlight=False)
     if found.reason_codes:
         console.print("reasons: " + "; ".join(found.reason_codes), soft_wrap=True)
+
+
+def _pct(rate: object) -> str:
+    return f"{float(rate):.2%}"  # type: ignore[arg-type]
+
+
+def pricing_line(new_limit: object, grade: object, pricing: dict[str, object]) -> str:
+    """How the offered rate was set, in one line (policy.pricing has the rules): the grade's
+    rate, the cost build-up when the policy has one, the offer and the rule that set it."""
+    offered, rule = pricing.get("offered_annual_rate"), pricing.get("pricing_rule")
+    if offered is None:
+        if not new_limit:
+            return "pricing: no rate (limit 0)"
+        return "pricing: no rate recorded (decided before pricing existed; rerun the date)"
+    if rule == "pricing.starter":
+        return f"pricing: starter rate {_pct(offered)} ({rule})"
+    grade_rate, cost_rate = pricing.get("grade_rate"), pricing.get("cost_rate")
+    loss = pricing.get("expected_loss_rate")
+    parts = []
+    if grade_rate is not None:
+        parts.append(f"grade {grade} rate {_pct(grade_rate)}")
+    if cost_rate is not None:
+        loss_part = "expected loss" + (f" {_pct(loss)}" if loss is not None else "")
+        parts.append(f"cost build-up {_pct(cost_rate)} (funding, operating, {loss_part}, margin)")
+    how = ", ".join(parts) + " -> " if parts else ""
+    return f"pricing: {how}offered {_pct(offered)} ({rule})"
 
 
 @limits_app.command("policy")

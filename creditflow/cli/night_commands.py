@@ -47,6 +47,15 @@ def run_one(ctx: typer.Context, business_date: BusinessDate) -> None:
     except (NightFailed, WarehouseBusy) as exc:
         raise fail(str(exc)) from exc
     console.print(night_line(result), soft_wrap=True)
+    from creditflow.cli.summary import night_offers_line, notices_line
+
+    notices = result["steps"]["notices"]
+    console.print("  " + night_offers_line(settings, day), soft_wrap=True, highlight=False)
+    console.print(
+        "  " + notices_line(day, notices["by_type"], notices["added"], notices["withdrawn"]),
+        soft_wrap=True,
+        highlight=False,
+    )
     for step, seconds in result["durations"].items():
         console.print(f"  {step:<8} {seconds:6.2f} s")
     if result["later_dates_changed"]:

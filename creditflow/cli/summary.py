@@ -9,6 +9,7 @@ from rich.table import Table
 
 from creditflow.models.registry import Registry
 from creditflow.policy.decisions import action_counts, first_with_action, limits_by_grade
+from creditflow.policy.notice_queries import notice_mix, offered_rates
 from creditflow.settings import Settings
 from creditflow.transforms.reports import bucket_mix
 from creditflow.warehouse import open_warehouse
@@ -49,6 +50,8 @@ def demo_summary(console: Console, settings: Settings, last: date) -> None:
         actions = action_counts(con, last)
         by_grade = limits_by_grade(con, last)
         example = first_with_action(con, last, "DECREASE")
+        mix = notice_mix(con, last)
+        rates = offered_rates(con, last)
 
     t = Table(
         "bucket", "accounts", "balance (CNY)", "share of balance", title=f"delinquency on {last}"
@@ -64,6 +67,8 @@ def demo_summary(console: Console, settings: Settings, last: date) -> None:
     for g, n, med, mean, mx, zero in by_grade:
         t.add_row(g, f"{n:,}", f"{med:,.0f}", f"{mean:,.0f}", f"{mx:,.0f}", f"{zero:,}")
     console.print(t)
+    console.print(offers_line(last, rates), soft_wrap=True, highlight=False)
+    console.print(notices_line(last, mix), soft_wrap=True, highlight=False)
 
     console.print("\nOpen the results:")
     console.print(
@@ -76,6 +81,8 @@ def demo_summary(console: Console, settings: Settings, last: date) -> None:
     )
     if example:
         console.print(f"  creditflow limits explain {example} --date {last}", soft_wrap=True)
+    if mix:
+        console.print(f"  creditflow notices --date {last}", soft_wrap=True)
     console.print("  creditflow runs    creditflow model list", soft_wrap=True)
     report = published / "_reports" / f"report-{last}.html"
     if report.exists():
@@ -83,3 +90,33 @@ def demo_summary(console: Console, settings: Settings, last: date) -> None:
     docs = published / "data_docs" / f"dt={last}" / "index.html"
     if docs.exists():
         console.print(f"  Data Docs: {docs.resolve()}", soft_wrap=True)
+
+
+def notices_line(d: date, by_type: dict[str, int], added: int = 0, withdrawn: int = 0) -> str:
+    """The notices of a night in one line: how many, of which types (those with any), and
+    what a rerun added or withdrew."""
+    if not by_type:
+        return f"notices on {d}: none computed"
+    kinds = ", ".join(f"{t} {n:,}" for t, n in by_type.items() if n)
+    rerun = f"; the rerun added {added:,} and withdrew {withdrawn:,}" if added or withdrawn else ""
+    return f"notices on {d}: {sum(by_type.values()):,}" + (f" ({kinds})" if kinds else "") + rerun
+
+
+def offers_line(d: date, rates: dict[str, object] | None) -> str:
+    """The night's offered rates in one line: their range and the rules that set them."""
+    if not rates or not rates["priced"]:
+        return f"offered rates on {d}: none (no limit above 0 was priced)"
+    rules = ", ".join(f"{r} {n:,}" for r, n in rates["by_rule"].items())  # type: ignore[attr-defined]
+    low, high = float(rates["lowest"]), float(rates["highest"])  # type: ignore[arg-type]
+    unpriced = rates["unpriced"]
+    return (
+        f"offered rates on {d}: {low:.2%} .. {high:.2%} for {rates['priced']:,} limits ({rules}); "
+        f"{rates['no_rate']:,} limits of 0 get no rate"
+        + (f"; {unpriced:,} limits decided before pricing have none" if unpriced else "")
+    )
+
+
+def night_offers_line(settings: Settings, d: date) -> str:
+    """``offers_line`` of a date, read from the warehouse (after a run)."""
+    with open_warehouse(settings.warehouse_path, read_only=True, wait_seconds=30) as con:
+        return offers_line(d, offered_rates(con, d))

@@ -1,0 +1,274 @@
+"""Customer notices over months of a synthetic book: reminders agree row for row with an
+oracle that reads only the landing files, overdue notices with loan_delinquency, limit
+notices with the night's decisions; ids are unique and stable, and a rerun records what it
+added and withdrew."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from creditflow.policy.config import LimitPolicy, load_policy
+from creditflow.policy.decisions import evaluate_limits
+from creditflow.policy.notice_types import clock_minutes, in_quiet_hours
+from creditflow.policy.notices import notice_rows, revisions, store_notices
+from creditflow.transforms.reports import report
+from creditflow.upstream.generate import generate
+from creditflow.upstream.simulation import GeneratorConfig
+from tests.support.oracle import load_as_warehouse, load_landing, run_ledger
+
+BOOK = GeneratorConfig(customers=1200, days=110, start=date(2025, 10, 1), seed=21)
+END = BOOK.start + timedelta(days=BOOK.days - 1)
+# nights checked: late enough for 30+ dpd, instalments falling due and reversals
+NIGHTS = [END - timedelta(days=k) for k in (20, 9, 1, 0)]
+POLICY = load_policy()
+# one worker runs the module in order: the last test changes the shared book
+pytestmark = pytest.mark.xdist_group("notices")
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(BOOK, tmp_path_factory.mktemp("notices") / "landing").landing
+
+
+@pytest.fixture(scope="module")
+def book(landing: Path) -> duckdb.DuckDBPyConnection:
+    """The warehouse after the ledger's nights, limits decided on the checked nights and the
+    night before each (the starter rule: no model), notices stored for the checked nights."""
+    con = load_as_warehouse(landing)
+    run_ledger(con, BOOK.start, NIGHTS[0] - timedelta(days=1))
+    evaluate_limits(con, NIGHTS[0] - timedelta(days=1), POLICY, None, "r-before")
+    day = NIGHTS[0]
+    while day <= END:
+        run_ledger(con, day, day)
+        evaluate_limits(con, day, POLICY, None, f"r-{day}")
+        if day in NIGHTS:
+            store_notices(con, day, notice_rows(con, day, POLICY, f"r-{day}"), f"r-{day}")
+        day += timedelta(days=1)
+    return con
+
+
+def notices(con: duckdb.DuckDBPyConnection, d: date, kinds: tuple[str, ...]) -> pl.DataFrame:
+    out = pl.from_arrow(
+        con.sql(
+            "select * from customer_notices where dt = $d and list_contains($k, notice_type)",
+            params={"d": d, "k": list(kinds)},
+        ).to_arrow_table()
+    )
+    assert isinstance(out, pl.DataFrame)
+    return out
+
+
+def oracle_reminders(landing: Path, d: date) -> set[tuple]:
+    """DUE_SOON, DUE_TODAY and AUTO_DEBIT_FAILED of ``d`` from the delivered files alone: the
+    schedule's cumulative amounts, the net paid by what was delivered up to ``d``, the
+    contract's waterfall, and the transactions delivered on ``d``."""
+    con = load_landing(landing)  # typed as the contract says (money as DECIMAL)
+    offsets = [k + 1 for k in POLICY.notices.due_soon_days] + [1]  # days after d
+    rows = con.execute(
+        """
+        with lines as (
+            select i.loan_id, l.customer_id, i.installment_no, i.due_date,
+                   i.principal_due + i.interest_due as amount,
+                   sum(i.principal_due + i.interest_due) over (partition by i.loan_id order by i.installment_no)
+                       - (i.principal_due + i.interest_due) as before
+            from installments i join loans l using (loan_id)
+            where i.dt <= $d and l.dt <= $d
+        ),
+        money as (
+            select loan_id, amount from transactions
+            where txn_type = 'REPAYMENT' and status = 'SUCCESS' and dt <= $d
+            union all
+            select r.loan_id, -r.amount from transactions v
+            join transactions r on r.txn_id = v.reverses_txn_id and r.status = 'SUCCESS'
+            where v.txn_type = 'REVERSAL' and v.status = 'SUCCESS' and v.dt <= $d
+        ),
+        paid as (select loan_id, sum(amount) as paid from money group by loan_id),
+        due as (
+            select case when due_date = $d::DATE + 1 then 'DUE_TODAY' else 'DUE_SOON' end,
+                   customer_id, loan_id, installment_no, due_date,
+                   amount - least(greatest(coalesce(p.paid, 0) - before, 0), amount) as unpaid
+            from lines left join paid p using (loan_id)
+            where list_contains($offsets, due_date - $d::DATE)
+        ),
+        failed as (
+            select 'AUTO_DEBIT_FAILED', customer_id, loan_id, null::INTEGER, null::DATE, sum(amount)
+            from (
+                select customer_id, loan_id, amount from transactions
+                where dt = $d and txn_type = 'REPAYMENT' and channel = 'AUTO_DEBIT' and status = 'FAILED'
+                union all
+                select v.customer_id, r.loan_id, r.amount from transactions v
+                join transactions r on r.txn_id = v.reverses_txn_id and r.status = 'SUCCESS'
+                where v.dt = $d and v.txn_type = 'REVERSAL' and v.status = 'SUCCESS'
+            ) group by all
+        )
+        select * from due where unpaid > 0
+        union all
+        select * from failed
+        """,
+        {"d": d, "offsets": offsets},
+    ).fetchall()
+    return {tuple(r) for r in rows}
+
+
+@pytest.mark.parametrize("night", NIGHTS)
+def test_reminders_agree_row_for_row_with_the_landing_files(
+    book: duckdb.DuckDBPyConnection, landing: Path, night: date
+) -> None:
+    kinds = ("DUE_SOON", "DUE_TODAY", "AUTO_DEBIT_FAILED")
+    ours = notices(book, night, kinds)
+    got = {
+        (r["notice_type"], r["customer_id"], r["loan_id"], r["installment_no"], r["due_date"], r["amount_due"])  # fmt: skip
+        for r in ours.iter_rows(named=True)
+    }
+    assert len(got) == ours.height  # exactly one notice per instalment (or loan, for debits)
+    assert got == oracle_reminders(landing, night)
+    assert {"DUE_SOON", "DUE_TODAY"} <= set(ours["notice_type"])
+
+
+def test_the_book_has_failed_debits_to_check(book: duckdb.DuckDBPyConnection) -> None:
+    """The reminder comparison covers AUTO_DEBIT_FAILED too (not an empty set on both sides)."""
+    found = book.execute(
+        "select count(*) from customer_notices where notice_type = 'AUTO_DEBIT_FAILED'"
+    ).fetchall()[0][0]
+    assert found > 0
+
+
+@pytest.mark.parametrize("night", NIGHTS)
+def test_every_loan_at_an_overdue_step_gets_one_overdue_notice(
+    book: duckdb.DuckDBPyConnection, night: date
+) -> None:
+    published = pl.from_arrow(report(book, "loan_delinquency", night, "r").to_arrow_table())
+    assert isinstance(published, pl.DataFrame)
+    steps = published.filter(pl.col("dpd").is_in(list(POLICY.notices.overdue_dpd)))
+    ours = notices(book, night, ("OVERDUE",))
+    assert ours.height == steps.height
+    joined = steps.join(ours, on="loan_id", how="left")
+    assert joined["notice_id"].null_count() == 0
+    assert (joined["dpd"] == joined["dpd_right"]).all()
+    assert (joined["overdue_amount"] == joined["amount_due"]).all()
+    expected_due = joined.select(pl.lit(night) - pl.duration(days=pl.col("dpd")))
+    assert (joined["due_date"] == expected_due.to_series()).all()
+
+
+def _limit_notices(con: duckdb.DuckDBPyConnection, d: date, policy: LimitPolicy) -> pl.DataFrame:
+    rows = notice_rows(con, d, policy, "r")
+    return rows.filter(pl.col("notice_type").str.starts_with("LIMIT_"))
+
+
+@pytest.mark.parametrize("mode", ["change", "every_decision"])
+def test_limit_notices_follow_the_decisions(book: duckdb.DuckDBPyConnection, mode: str) -> None:
+    """NEW above 0, INCREASE and DECREASE always; FREEZE and CLOSE when the state starts (or
+    on every decision); UNCHANGED never; same limits, date and reasons as the decision."""
+    policy = POLICY.model_copy(
+        update={"notices": POLICY.notices.model_copy(update={"limit_notices": mode})}
+    )
+    adverse_seen = repeats_seen = 0
+    for night in NIGHTS:
+        decided = pl.from_arrow(
+            book.sql(
+                """select t.*, b.action as before_action, b.policy_rule as before_rule,
+                          c.status as status_now, l.owed
+                   from limit_decisions t
+                   left join limit_decisions b on b.customer_id = t.customer_id
+                        and b.dt = (select max(dt) from limit_decisions where dt < $d)
+                   left join customer_versions c on c.customer_id = t.customer_id
+                        and c.valid_from <= $d and (c.valid_to is null or c.valid_to > $d)
+                   left join (select customer_id, sum(total_due - paid_total) filter (where total_due > paid_total) as owed
+                              from loan_daily where dt = $d group by all) l on l.customer_id = t.customer_id
+                   where t.dt = $d""",
+                params={"d": night},
+            ).to_arrow_table()
+        )
+        assert isinstance(decided, pl.DataFrame)
+        starts = (
+            pl.col("before_action").is_null()
+            | (pl.col("previous_limit").fill_null(0) > 0)
+            | (pl.col("before_action") != pl.col("action"))
+            | (pl.col("before_rule") != pl.col("policy_rule"))
+        )
+        quiet = (pl.col("status_now") == "CLOSED") & pl.col("owed").is_null()
+        wanted = decided.filter(
+            ~quiet
+            & (
+                pl.col("action").is_in(["INCREASE", "DECREASE"])
+                | ((pl.col("action") == "NEW") & (pl.col("new_limit") > 0))
+                | (pl.col("action").is_in(["FREEZE", "CLOSE"]) & (starts if mode == "change" else pl.lit(True)))  # fmt: skip
+            )
+        )
+        ours = _limit_notices(book, night, policy)
+        assert ours.height == wanted.height and ours["customer_id"].n_unique() == ours.height
+        joined = wanted.join(ours, on="customer_id", how="left")
+        assert (joined["notice_type"] == "LIMIT_" + joined["action"]).all()
+        assert (joined["new_limit"] == joined["new_limit_right"]).all()
+        assert (joined["effective_from"] == joined["effective_from_right"]).all()
+        assert (joined["reasons"] == joined["reason_codes"]).all()
+        adverse = joined.filter(pl.col("action").is_in(["DECREASE", "FREEZE", "CLOSE"]))
+        assert (adverse["reasons"].list.len() > 0).all()
+        adverse_seen += adverse.height
+        # a frozen customer who stays frozen is not told again every night, unless asked for
+        repeats = decided.filter(pl.col("action").is_in(["FREEZE", "CLOSE"]) & ~starts & ~quiet)
+        repeats_seen += repeats.height
+        if mode == "change":
+            assert not set(repeats["customer_id"]) & set(ours["customer_id"])
+    assert adverse_seen > 0 and repeats_seen > 0  # both cases occur in the book
+
+
+def test_no_notice_for_a_closed_customer_owing_nothing_nor_in_quiet_hours(
+    book: duckdb.DuckDBPyConnection,
+) -> None:
+    closed_idle = book.execute(
+        """select count(*) from customer_notices n
+           join customer_versions c on c.customer_id = n.customer_id
+                and c.valid_from <= n.dt and (c.valid_to is null or c.valid_to > n.dt)
+           where c.status = 'CLOSED' and not exists (
+               select 1 from loan_daily l where l.dt = n.dt and l.customer_id = n.customer_id
+               and l.total_due > l.paid_total)"""
+    ).fetchall()[0][0]
+    assert closed_idle == 0
+    start, end = (clock_minutes(POLICY.notices.quiet_start), clock_minutes(POLICY.notices.quiet_end))  # fmt: skip
+    times = book.execute(
+        "select distinct strftime(timezone('Asia/Shanghai', send_after), '%H:%M') from customer_notices"
+    ).fetchall()
+    assert times and not any(in_quiet_hours(clock_minutes(t), start, end) for (t,) in times)
+
+
+def test_ids_are_unique_stable_and_a_rerun_records_what_it_changed(
+    book: duckdb.DuckDBPyConnection,
+) -> None:
+    night = NIGHTS[-1]
+    assert book.execute(
+        "select count(*) = count(distinct notice_id) from customer_notices"
+    ).fetchall()[0][0]
+    before = notices(book, night, ("DUE_SOON", "DUE_TODAY", "OVERDUE", "LIMIT_NEW", "LIMIT_INCREASE", "LIMIT_DECREASE", "LIMIT_FREEZE", "LIMIT_CLOSE", "AUTO_DEBIT_FAILED"))  # fmt: skip
+    again = notice_rows(book, night, POLICY, f"r-{night}")
+    assert again.drop("run_id").equals(
+        before.drop("dt", "run_id").select(again.drop("run_id").columns)
+    )
+    # a corrected redelivery: one repayment more, one failed debit withdrawn
+    due = before.filter(pl.col("notice_type") == "DUE_TODAY").row(0, named=True)
+    failed = before.filter(pl.col("notice_type") == "AUTO_DEBIT_FAILED").row(0, named=True)
+    # (this changes the module's book: the last test of the module, run in order on one worker)
+    book.execute(
+        "update loan_daily set paid_total = paid_total + $a where dt = $d and loan_id = $l",
+        {"a": due["amount_due"] + 1000, "d": night, "l": due["loan_id"]},
+    )
+    book.execute(
+        """update transactions set status = 'SUCCESS', txn_type = 'REPAYMENT', channel = 'APP'
+           where dt = $d and loan_id = $l and status = 'FAILED'""",
+        {"d": night, "l": failed["loan_id"]},
+    )
+    book.execute(
+        """delete from transactions where dt = $d and txn_type = 'REVERSAL' and reverses_txn_id in
+           (select txn_id from repayments where loan_id = $l)""",
+        {"d": night, "l": failed["loan_id"]},
+    )
+    result = store_notices(book, night, notice_rows(book, night, POLICY, "r-fix"), "r-fix")
+    changed = revisions(book, night)
+    assert not result.first_run and result.withdrawn >= 2
+    withdrawn = {nid for run, change, nid, *_ in changed if run == "r-fix" and change == "WITHDRAWN"}  # fmt: skip
+    assert {due["notice_id"], failed["notice_id"]} <= withdrawn
