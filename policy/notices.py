@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from creditflow.policy.config import LimitPolicy
 from creditflow.policy.notice_types import NOTICE_TYPES, send_after
@@ -104,6 +105,17 @@ def notice_rows(
     return rows.select(PUBLISHED_NOTICES).sort("notice_id")
 
 
+# the ids tonight's rows (notice_frame) add to, and withdraw from, the notices stored for $d
+_CHANGES = """
+    select 'ADDED' as change, n.notice_id, n.notice_type, n.customer_id
+    from notice_frame as n
+    where n.notice_id not in (select notice_id from customer_notices where dt = $d)
+    union all
+    select 'WITHDRAWN', o.notice_id, o.notice_type, o.customer_id
+    from customer_notices as o
+    where o.dt = $d and o.notice_id not in (select notice_id from notice_frame)"""
+
+
 def store_notices(
     con: duckdb.DuckDBPyConnection, d: date, rows: pl.DataFrame, run_id: str
 ) -> NoticesResult:
@@ -117,21 +129,17 @@ def store_notices(
                 "select count(*) from notice_nights where dt = $d", {"d": d}
             ).fetchall()[0][0]
             con.execute("insert into notice_nights values ($d, $r)", {"d": d, "r": run_id})
-            revisions = con.sql(
-                """select 'ADDED' as change, n.notice_id, n.notice_type, n.customer_id
-                   from notice_frame as n
-                   where n.notice_id not in (select notice_id from customer_notices where dt = $d)
-                   union all
-                   select 'WITHDRAWN', o.notice_id, o.notice_type, o.customer_id
-                   from customer_notices as o
-                   where o.dt = $d and o.notice_id not in (select notice_id from notice_frame)""",
-                params={"d": d},
-            ).fetchall()
+            counts = dict(
+                con.execute(
+                    f"select change, count(*) from ({_CHANGES}) group by all", {"d": d}
+                ).fetchall()
+            )
             if not first_run:
                 con.execute("delete from notice_revisions where dt = $d and run_id = $r", {"d": d, "r": run_id})  # fmt: skip
-                con.executemany(
-                    "insert into notice_revisions values ($1, $2, $3, $4, $5, $6)",
-                    [(d, run_id, nid, change, kind, cid) for change, nid, kind, cid in revisions],
+                con.execute(
+                    f"""insert into notice_revisions
+                        select $d, $r, notice_id, change, notice_type, customer_id from ({_CHANGES})""",
+                    {"d": d, "r": run_id},
                 )
             con.execute("delete from customer_notices where dt = $d", {"d": d})
             columns = ", ".join(PUBLISHED_NOTICES)
@@ -142,24 +150,29 @@ def store_notices(
     finally:
         con.unregister("notice_frame")
     by_type = dict(rows.group_by("notice_type").len().iter_rows())
-    changes = [r[0] for r in revisions] if not first_run else []
     return NoticesResult(
         business_date=d,
         notices=rows.height,
         by_type={t: int(by_type.get(t, 0)) for t in NOTICE_TYPES},
-        added=changes.count("ADDED"),
-        withdrawn=changes.count("WITHDRAWN"),
+        added=0 if first_run else int(counts.get("ADDED", 0)),
+        withdrawn=0 if first_run else int(counts.get("WITHDRAWN", 0)),
         first_run=first_run,
     )
 
 
 def published_notices(con: duckdb.DuckDBPyConnection, d: date) -> duckdb.DuckDBPyRelation:
-    """The published partition of ``d``, from the stored notices."""
-    return con.sql(
+    """The published partition of ``d``, from the stored notices, every column nullable.
+
+    DuckDB marks a column NOT NULL in the Parquet schema when it can prove it for the rows at
+    hand, which for a night without notices depends on what the table held before: fixing
+    the schema keeps a rerun's file byte-identical."""
+    table = con.sql(
         f"select {', '.join(PUBLISHED_NOTICES)} from customer_notices "
         "where dt = $d order by notice_id",
         params={"d": d},
-    )
+    ).to_arrow_table()
+    nullable = pa.schema([f.with_nullable(True) for f in table.schema])
+    return con.from_arrow(table.cast(nullable))
 
 
 def revisions(con: duckdb.DuckDBPyConnection, d: date) -> list[tuple]:

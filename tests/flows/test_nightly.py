@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ LAST = FIRST + timedelta(days=BOOK.days - 2)  # the backfill leaves the last day
 DAYS = [FIRST + timedelta(days=i) for i in range(BOOK.days - 1)]
 DAILY_TABLES = (
     "limit_updates", "loan_delinquency", "delinquency_summary", "roll_rates", "vintage",
-    "delinquency_rates", "data_quality", "runs", "model_runs",
+    "delinquency_rates", "data_quality", "runs", "model_runs", "pricing_summary",
+    "customer_notices",
 )  # fmt: skip
 
 
@@ -89,6 +91,14 @@ def test_every_date_is_published_with_contract_types(book: tuple[Settings, list[
     assert str(schema.field("effective_from").type) == "date32[day]"
     assert str(schema.field("reason_codes").type) in ("list<element: string>", "list<item: string>")
     assert str(schema.field("customer_id").type) == "string"
+    assert str(schema.field("offered_annual_rate").type) == "decimal128(8, 6)"
+    # before any model every limit above 0 is priced at the starter rate, a limit of 0 not at all
+    offered = updates.filter(pl.col("new_limit") > 0)
+    assert offered.height > 100 and set(offered["pricing_rule"]) == {"pricing.starter"}
+    assert (offered["offered_annual_rate"] == Decimal("0.18")).all()
+    assert updates.filter(pl.col("new_limit") == 0)["offered_annual_rate"].null_count() == (
+        updates.filter(pl.col("new_limit") == 0).height
+    )
     # the balance on each limit row is the ledger's, to the cent
     loans = pl.read_parquet(settings.published_dir / "loan_delinquency", hive_partitioning=True)
     balances = loans.group_by("dt", "customer_id").agg(pl.col("outstanding_principal").sum())
@@ -96,8 +106,8 @@ def test_every_date_is_published_with_contract_types(book: tuple[Settings, list[
     assert joined.height > 100
     assert (joined["outstanding_balance"] == joined["outstanding_principal"]).all()
     assert joined["outstanding_balance"].dtype == pl.Decimal(18, 2)
-    # every FREEZE and DECREASE says why; a rule's freeze names the rule in plain words
-    adverse = updates.filter(pl.col("action").is_in(["FREEZE", "DECREASE"]))
+    # every FREEZE, CLOSE and DECREASE says why; a rule's freeze names the rule in plain words
+    adverse = updates.filter(pl.col("action").is_in(["FREEZE", "DECREASE", "CLOSE"]))
     assert (adverse["reason_codes"].list.len() > 0).all()
     kyc = adverse.filter(pl.col("policy_rule") == "eligibility.kyc")
     assert kyc.height and set(kyc["reason_codes"].list.first()) == {
@@ -115,7 +125,7 @@ def test_every_row_traces_to_its_run_and_inputs(book: tuple[Settings, list[dict]
     ok = runs.filter(pl.col("status") == "SUCCESS")
     assert ok.height == len(DAYS)
     by_date = dict(zip(ok["dt"], ok["run_id"], strict=True))
-    for table in ("limit_updates", "loan_delinquency", "delinquency_summary", "data_quality"):
+    for table in ("limit_updates", "loan_delinquency", "delinquency_summary", "data_quality", "pricing_summary", "customer_notices"):  # fmt: skip
         rows = pl.read_parquet(settings.published_dir / table, hive_partitioning=True)
         got = rows.group_by("dt").agg(pl.col("run_id").unique())
         for d, ids in got.iter_rows():
@@ -203,6 +213,27 @@ def test_rerunning_a_changed_date_lists_the_later_dates(landing: Path, tmp_path:
     changed = nightly(run_date=DAYS[1], overrides=_overrides(settings))
     assert changed["run_id"] != same["run_id"]
     assert changed["later_dates_changed"] == DAYS[2:5]
+    assert changed["steps"]["notices"]["added"] == changed["steps"]["notices"]["withdrawn"] == 0
+    # a second correction that changes what a customer is told: one customer's identity
+    # check falls to level 1, so their limit is frozen and the night must say which notice
+    # ids it added (and withdrew), so the messaging system never sends blindly
+    customers = read_text(folder, "customers")
+    who = customers["customer_id"][0]
+    write_text(folder, "customers", customers.with_columns(
+        pl.when(pl.col("customer_id") == who).then(pl.lit("1")).otherwise(pl.col("kyc_level")).alias("kyc_level")
+    ))  # fmt: skip
+    corrected = nightly(run_date=DAYS[1], overrides=_overrides(settings))
+    assert corrected["steps"]["notices"]["added"] >= 1
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        added = con.execute(
+            "select notice_type, customer_id from notice_revisions where run_id = $r and change = 'ADDED'",
+            {"r": corrected["run_id"]},
+        ).fetchall()
+        counts = con.execute(
+            "select row_counts from runs where run_id = $r", {"r": corrected["run_id"]}
+        ).fetchall()
+    assert ("LIMIT_FREEZE", who) in added
+    assert '"added"' in str(counts[0][0])
 
 
 def test_a_second_run_is_refused_at_once_or_waits(book: tuple[Settings, list[dict]], tmp_path: Path) -> None:  # fmt: skip

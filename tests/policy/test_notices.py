@@ -121,10 +121,8 @@ def test_reminders_agree_row_for_row_with_the_landing_files(
 ) -> None:
     kinds = ("DUE_SOON", "DUE_TODAY", "AUTO_DEBIT_FAILED")
     ours = notices(book, night, kinds)
-    got = {
-        (r["notice_type"], r["customer_id"], r["loan_id"], r["installment_no"], r["due_date"], r["amount_due"])  # fmt: skip
-        for r in ours.iter_rows(named=True)
-    }
+    key = ("notice_type", "customer_id", "loan_id", "installment_no", "due_date", "amount_due")
+    got = {tuple(r[k] for k in key) for r in ours.iter_rows(named=True)}
     assert len(got) == ours.height  # exactly one notice per instalment (or loan, for debits)
     assert got == oracle_reminders(landing, night)
     assert {"DUE_SOON", "DUE_TODAY"} <= set(ours["notice_type"])
@@ -168,6 +166,7 @@ def test_limit_notices_follow_the_decisions(book: duckdb.DuckDBPyConnection, mod
         update={"notices": POLICY.notices.model_copy(update={"limit_notices": mode})}
     )
     adverse_seen = repeats_seen = 0
+    by_change = mode == "change"
     for night in NIGHTS:
         decided = pl.from_arrow(
             book.sql(
@@ -197,7 +196,10 @@ def test_limit_notices_follow_the_decisions(book: duckdb.DuckDBPyConnection, mod
             & (
                 pl.col("action").is_in(["INCREASE", "DECREASE"])
                 | ((pl.col("action") == "NEW") & (pl.col("new_limit") > 0))
-                | (pl.col("action").is_in(["FREEZE", "CLOSE"]) & (starts if mode == "change" else pl.lit(True)))  # fmt: skip
+                | (
+                    pl.col("action").is_in(["FREEZE", "CLOSE"])
+                    & (starts if by_change else pl.lit(True))
+                )
             )
         )
         ours = _limit_notices(book, night, policy)

@@ -115,8 +115,9 @@ def test_the_cap_binds_and_the_starter_rate_prices_unscored_customers() -> None:
 
 
 def test_a_rate_is_stored_exactly_as_decimal_8_6() -> None:
+    pds = [0.003, 0.015, 0.03, 0.06, 0.1, None]
     rows = pl.DataFrame(
-        priced([GOOD | {"pd": p, "customer_id": f"C{i}"} for i, p in enumerate([0.003, 0.015, 0.03, 0.06, 0.1, None])])  # fmt: skip
+        priced([GOOD | {"pd": p, "customer_id": f"C{i}"} for i, p in enumerate(pds)])
     ).select("customer_id", "offered_annual_rate")
     con = duckdb.connect()
     con.execute("create table t (customer_id VARCHAR, r DECIMAL(8,6))")
