@@ -15,6 +15,8 @@ through /proc/self/clear_refs). The bare counterparts:
   states), and one write of a state as large as the previous one;
 - features: one scan of every window the features read, aggregated by customer;
 - limits: none (the policy's rules have no bare twin); the scan of its inputs is recorded;
+- pricing and notices: none either; the figure is what they add to the night (pricing the
+  decisions, the pricing summary, the notices computed and stored);
 - scoring: ``booster.predict`` on the same matrix plus exact contributions
   (``pred_contribs``) for the rows that get model reason codes;
 - publication: ``COPY (..) TO .. (FORMAT parquet, COMPRESSION zstd)`` of the same rows;
@@ -151,6 +153,8 @@ def stages(home: Path, d: date, retrain: bool) -> list[Figure]:
     from creditflow.models.scoring import reason_codes, reference_contributions, score_population
     from creditflow.policy.config import load_policy
     from creditflow.policy.decisions import ADVERSE, MODEL_RULES, evaluate_limits, limit_updates
+    from creditflow.policy.notices import notice_rows, published_notices, store_notices
+    from creditflow.policy.pricing import PRICING_COLUMNS, price, pricing_summary
     from creditflow.publish import publish_partition
     from creditflow.settings import Settings
     from creditflow.steps.ingest import ingest
@@ -213,6 +217,32 @@ def stages(home: Path, d: date, retrain: bool) -> list[Figure]:
         f.detail["input_scan_seconds"] = scan
         out.append(f)
 
+        # what pricing and notices add to a night: pricing the decisions (inside the limits
+        # step), the pricing summary, and the notices (a step of their own), stored and staged
+        # for publication below
+        unpriced = decided.drop(PRICING_COLUMNS)
+        _, price_seconds, price_peak = timed(lambda: price(unpriced, policy))
+
+        def summary_and_notices() -> int:
+            pricing_summary(con, d, policy, run_id).create_view("bench_view", replace=True)
+            con.execute(
+                "create or replace temp table bench_pricing_summary as select * from bench_view"
+            )
+            rows = notice_rows(con, d, policy, run_id)
+            store_notices(con, d, rows, run_id)
+            published_notices(con, d).create_view("bench_view", replace=True)
+            con.execute(
+                "create or replace temp table bench_customer_notices as select * from bench_view"
+            )
+            return rows.height
+
+        n, s, m = timed(summary_and_notices)
+        f = Figure(
+            "pricing and notices", s + price_seconds, n, max(m, price_peak),
+            detail={"price_seconds": price_seconds, "summary_and_notices_seconds": s},
+        )  # fmt: skip
+        out.append(f)
+
         # the scoring part of that step alone: pd for everyone, reason codes for the
         # model-driven adverse rows, exactly as evaluate_limits chooses them
         wanted = decided.filter(
@@ -247,6 +277,8 @@ def stages(home: Path, d: date, retrain: bool) -> list[Figure]:
         limit_updates(con, d).create_view("bench_view", replace=True)
         con.execute("create or replace temp table bench_limit_updates as select * from bench_view")
         relations["limit_updates"] = "select * from bench_limit_updates"
+        relations["pricing_summary"] = "select * from bench_pricing_summary"
+        relations["customer_notices"] = "select * from bench_customer_notices"
 
         def publish() -> int:
             n = 0

@@ -302,6 +302,16 @@ def test_with_a_champion_the_night_scores_and_explains_adverse_actions(
     assert scored.height == updates.height
     assert scored["pd"].null_count() == 0 and scored["score"].null_count() == 0
     assert set(scored["risk_grade"]) <= set("ABCDEFG")
+    # a scored limit is priced by its risk: within the cap, and never cheaper for a riskier pd
+    offered = scored.filter(pl.col("new_limit") > 0).sort("pd")
+    assert offered.height > 0
+    assert set(offered["pricing_rule"]) <= {"pricing.grade", "pricing.cost", "pricing.cap"}
+    rates = offered["offered_annual_rate"].cast(pl.Float64)
+    assert (rates > 0).all() and (rates <= 0.24).all()
+    assert (rates.diff().drop_nulls() >= 0).all()
+    summary = pl.read_parquet(settings.published_dir / "pricing_summary" / f"dt={night}" / "part-0.parquet")  # fmt: skip
+    assert set(summary["risk_grade"]) >= set(offered["risk_grade"])
+    assert summary["customers"].sum() == updates.height
     adverse = scored.filter(pl.col("action").is_in(["DECREASE", "FREEZE"]))
     assert adverse.height > 0
     assert (adverse["reason_codes"].list.len() > 0).all()

@@ -1,7 +1,7 @@
-"""Customer notices over months of a synthetic book: reminders agree row for row with an
-oracle that reads only the landing files, overdue notices with loan_delinquency, limit
-notices with the night's decisions; ids are unique and stable, and a rerun records what it
-added and withdrew."""
+"""Customer notices and the pricing summary over months of a synthetic book: reminders agree
+row for row with an oracle that reads only the landing files, overdue notices with
+loan_delinquency, limit notices with the night's decisions; ids are unique and stable, a
+rerun records what it added and withdrew; the pricing summary equals a recomputation."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from creditflow.policy.config import LimitPolicy, load_policy
 from creditflow.policy.decisions import evaluate_limits
 from creditflow.policy.notice_types import clock_minutes, in_quiet_hours
 from creditflow.policy.notices import notice_rows, revisions, store_notices
+from creditflow.policy.pricing import pricing_summary
 from creditflow.transforms.reports import report
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
@@ -237,6 +238,46 @@ def test_no_notice_for_a_closed_customer_owing_nothing_nor_in_quiet_hours(
         "select distinct strftime(timezone('Asia/Shanghai', send_after), '%H:%M') from customer_notices"
     ).fetchall()
     assert times and not any(in_quiet_hours(clock_minutes(t), start, end) for (t,) in times)
+
+
+def test_pricing_summary_equals_a_recomputation(book: duckdb.DuckDBPyConnection, landing: Path) -> None:  # fmt: skip
+    """Tonight's offers by grade from the decisions, and the loans of the last 30 days (from
+    the landing files) against the offer of the latest evaluation before their origination."""
+    night = END
+    got = {r["risk_grade"]: r for r in pricing_summary(book, night, POLICY, "r").pl().to_dicts()}
+    decided = book.sql("select * from limit_decisions where dt = $d", params={"d": night}).pl()
+    offered = decided.filter(pl.col("new_limit") > 0)
+    assert got["STARTER"]["customers"] == decided.height  # no model: everyone is STARTER
+    assert got["STARTER"]["customers_offered"] == offered.height
+    assert got["STARTER"]["mean_offered_rate"] == pytest.approx(0.18)
+    assert got["STARTER"]["mean_pd"] is None and not got["STARTER"]["negative_margin"]
+    con = load_landing(landing)
+    loans = con.sql(
+        """select customer_id, cast(timezone('Asia/Shanghai', originated_at) as date) as booked,
+                  principal, annual_rate from loans where dt > $d::DATE - 30 and dt <= $d""",
+        params={"d": night},
+    ).pl()
+    history = book.sql(
+        "select customer_id, dt, offered_annual_rate from limit_decisions where dt < $d",
+        params={"d": night},
+    ).pl()
+    groups: dict[str, list[dict]] = {"STARTER": [], "NO_OFFER": []}
+    for loan in loans.to_dicts():
+        before = history.filter(
+            (pl.col("customer_id") == loan["customer_id"]) & (pl.col("dt") < loan["booked"])
+        ).sort("dt")
+        offer = before["offered_annual_rate"][-1] if before.height else None
+        groups["STARTER" if before.height else "NO_OFFER"].append(loan | {"offer": offer})
+    assert all(groups.values()), "the book should have loans with and without an offer"
+    for grade, rows in groups.items():
+        principal = sum(r["principal"] for r in rows)
+        realised = sum(r["principal"] * r["annual_rate"] for r in rows) / principal
+        assert got[grade]["loans_30d"] == len(rows)
+        assert got[grade]["principal_30d"] == principal
+        assert got[grade]["realised_rate_30d"] == pytest.approx(float(realised))
+        below = sum(1 for r in rows if r["offer"] is not None and r["annual_rate"] < r["offer"])
+        assert got[grade]["loans_below_offer_30d"] == below
+        assert got[grade]["loans_above_cap_30d"] == sum(1 for r in rows if r["annual_rate"] > 0.24)
 
 
 def test_ids_are_unique_stable_and_a_rerun_records_what_it_changed(

@@ -34,6 +34,7 @@ offers as (
     from limit_decisions
     where dt < $d
       and dt >= $d::DATE - 90  -- an offer older than that is not the one a loan was booked on
+      and customer_id in (select customer_id from booked)  -- the few who borrowed, not the book
 ),
 
 with_offer as (
