@@ -291,6 +291,17 @@ def test_the_product_cap_binds_above_every_band(tmp_path: Path) -> None:
         ("max_age = 65", "max_age = 80", "18..65"),
         ("rounding = 100", "rounding = 50", "rounding"),
         ("1 = 1.0, 2 = 1.0, 3 = 0.8", "1 = -1.0, 2 = 1.0, 3 = 0.8", "city_tier_factor"),
+        # pricing and notices (tests/policy/test_pricing.py has their behaviour)
+        ("max_annual_rate = 0.24", "max_annual_rate = 0.25", "above 0.24"),
+        ("D = 0.146, E", "D = 0.1, E", "grade_rates.D (0.1) is below grade_rates.C"),
+        ("G = 0.24 }", "G = 0.3 }", "grade_rates.G 0.3 is outside"),
+        ("starter_rate = 0.18", "starter_rate = 0.0", "starter_rate"),
+        ("starter_rate = 0.18", "starter_rate = 0.1812345", "more than 6 decimals"),
+        ('grade_table = "floor"', 'grade_table = "cheapest"', "grade_table"),
+        ("lgd = 0.85\npd_horizon", "lgd = 1.5\npd_horizon", "lgd"),
+        ('quiet_start = "21:00"', 'quiet_start = "25:00"', "quiet_start"),
+        ('DUE_SOON = "10:00"', 'DUE_LATER = "10:00"', "send_at"),
+        ("due_soon_days = [3, 1]", "due_soon_days = [3, 0]", "due_soon_days"),
     ],
 )
 def test_a_bad_policy_fails_on_load_naming_the_file_and_field(

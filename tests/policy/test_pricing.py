@@ -5,7 +5,6 @@ refused when it is loaded."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -14,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from creditflow.policy.config import DEFAULT_POLICY_FILE, LimitPolicy, PolicyError, load_policy
+from creditflow.policy.config import LimitPolicy, load_policy
 from creditflow.policy.ladder import decide
 from creditflow.policy.notice_types import clock_minutes, in_quiet_hours, send_after
 from creditflow.policy.pricing import MICRO, PRICING_RULES, price
@@ -126,38 +125,6 @@ def test_a_rate_is_stored_exactly_as_decimal_8_6() -> None:
     stored = dict(con.execute("select customer_id, r::VARCHAR from t").fetchall())
     for cid, rate in rows.iter_rows():
         assert stored[cid] == (None if rate is None else f"{round(rate * MICRO) / MICRO:.6f}")
-
-
-def _edited(tmp_path: Path, old: str, new: str) -> Path:
-    text = DEFAULT_POLICY_FILE.read_text()
-    assert old in text, old
-    path = tmp_path / "policy.toml"
-    path.write_text(text.replace(old, new))
-    return path
-
-
-@pytest.mark.parametrize(
-    ("old", "new", "names"),
-    [
-        ("max_annual_rate = 0.24", "max_annual_rate = 0.25", "above 0.24"),
-        ("D = 0.146, E", "D = 0.1, E", "grade_rates.D (0.1) is below grade_rates.C"),
-        ("G = 0.24 }", "G = 0.3 }", "grade_rates.G 0.3 is outside"),
-        ("starter_rate = 0.18", "starter_rate = 0.0", "starter_rate"),
-        ("starter_rate = 0.18", "starter_rate = 0.1812345", "more than 6 decimals"),
-        ('grade_table = "floor"', 'grade_table = "cheapest"', "grade_table"),
-        ("lgd = 0.85\npd_horizon", "lgd = 1.5\npd_horizon", "lgd"),
-        ('quiet_start = "21:00"', 'quiet_start = "25:00"', "quiet_start"),
-        ('DUE_SOON = "10:00"', 'DUE_LATER = "10:00"', "send_at"),
-        ("due_soon_days = [3, 1]", "due_soon_days = [3, 0]", "due_soon_days"),
-    ],
-)
-def test_a_bad_pricing_or_notice_section_is_refused_on_load(
-    tmp_path: Path, old: str, new: str, names: str
-) -> None:
-    path = _edited(tmp_path, old, new)
-    with pytest.raises(PolicyError) as err:
-        load_policy(path)
-    assert str(path) in str(err.value) and names in str(err.value)
 
 
 @settings(max_examples=300, deadline=None)
