@@ -29,7 +29,7 @@ from creditflow.flows.tasks import (
     render_report,
     retrain_when_due,
     score_and_limit,
-    send_notices,
+    build_notices,
 )
 from creditflow.landing import Delivery
 from creditflow.migrations import migrate
@@ -143,7 +143,7 @@ def run_night(
                     settings, d, run_id, policy, frame
                 )
             with watch.step("notices"):
-                notices = send_notices.with_options(task_run_name=f"customer notices {d}")(
+                notices = build_notices.with_options(task_run_name=f"customer notices {d}")(
                     settings, d, run_id, policy
                 )
             watch.current = "publish"

@@ -96,7 +96,7 @@ def score_and_limit(
 
 
 @task(name="customer notices", **IO_RETRIES)
-def send_notices(settings: Settings, d: date, run_id: str, policy: LimitPolicy) -> dict[str, Any]:
+def build_notices(settings: Settings, d: date, run_id: str, policy: LimitPolicy) -> dict[str, Any]:
     outcome = run_notices(settings, d, run_id=run_id, policy=policy)
     result = outcome.result
     return {
