@@ -24,12 +24,12 @@ from creditflow.flows.stopwatch import Stopwatch
 from creditflow.flows.tasks import (
     advance_ledger,
     build_features,
+    build_notices,
     check_delivery,
     ingest_delivery,
     render_report,
     retrain_when_due,
     score_and_limit,
-    build_notices,
 )
 from creditflow.landing import Delivery
 from creditflow.migrations import migrate
