@@ -147,14 +147,13 @@ def stages(home: Path, d: date, retrain: bool) -> list[Figure]:
     import polars as pl
     import xgboost as xgb
 
+    from benchmarks.bench_lending import lending
     from creditflow.models.champion import Champion
     from creditflow.models.dataset import population
     from creditflow.models.registry import Registry
     from creditflow.models.scoring import reason_codes, reference_contributions, score_population
     from creditflow.policy.config import load_policy
     from creditflow.policy.decisions import ADVERSE, MODEL_RULES, evaluate_limits, limit_updates
-    from creditflow.policy.notices import notice_rows, published_notices, store_notices
-    from creditflow.policy.pricing import PRICING_COLUMNS, price, pricing_summary
     from creditflow.publish import publish_partition
     from creditflow.settings import Settings
     from creditflow.steps.ingest import ingest
@@ -217,31 +216,8 @@ def stages(home: Path, d: date, retrain: bool) -> list[Figure]:
         f.detail["input_scan_seconds"] = scan
         out.append(f)
 
-        # what pricing and notices add to a night: pricing the decisions (inside the limits
-        # step), the pricing summary, and the notices (a step of their own), stored and staged
-        # for publication below
-        unpriced = decided.drop(PRICING_COLUMNS)
-        _, price_seconds, price_peak = timed(lambda: price(unpriced, policy))
-
-        def summary_and_notices() -> int:
-            pricing_summary(con, d, policy, run_id).create_view("bench_view", replace=True)
-            con.execute(
-                "create or replace temp table bench_pricing_summary as select * from bench_view"
-            )
-            rows = notice_rows(con, d, policy, run_id)
-            store_notices(con, d, rows, run_id)
-            published_notices(con, d).create_view("bench_view", replace=True)
-            con.execute(
-                "create or replace temp table bench_customer_notices as select * from bench_view"
-            )
-            return rows.height
-
-        n, s, m = timed(summary_and_notices)
-        f = Figure(
-            "pricing and notices", s + price_seconds, n, max(m, price_peak),
-            detail={"price_seconds": price_seconds, "summary_and_notices_seconds": s},
-        )  # fmt: skip
-        out.append(f)
+        # what pricing and notices add to a night (benchmarks/bench_lending.py)
+        out.append(lending(con, d, policy, decided, run_id))
 
         # the scoring part of that step alone: pd for everyone, reason codes for the
         # model-driven adverse rows, exactly as evaluate_limits chooses them

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pyarrow.parquet as pq
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from creditflow.policy.notice_queries import offered_rates
+from creditflow.policy.pricing import offered_rates
 from creditflow.publish import PART_FILE, partition_dir
 from creditflow.settings import Settings
 from creditflow.steps.retrain import RetrainOutcome

@@ -1,23 +1,20 @@
-"""What readers ask of the stored notices and offers: ``creditflow notices``, the demo summary
-and the run's artifacts.
+"""What readers ask of the stored notices: ``creditflow notices``, the demo summary and the
+run's artifacts.
 
 Every function only reads, so it works on a read-only connection, and creates no table: on a
-warehouse from before notices (or pricing) existed it answers "nothing computed" instead of
-failing. ``policy.notices`` writes what these read (``customer_notices``, ``notice_revisions``,
-``notice_nights``); the offers are ``limit_decisions.offered_annual_rate`` and
-``pricing_rule`` (``policy.pricing``). Every query takes its values as parameters.
+warehouse from before notices existed it answers "nothing computed" instead of failing.
+``policy.notices`` writes what these read (``customer_notices``, ``notice_revisions``,
+``notice_nights``). Every query takes its values as parameters.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 
 import duckdb
 
 from creditflow.policy.notice_types import NOTICE_TYPES
 from creditflow.policy.notices import PUBLISHED_NOTICES
-from creditflow.policy.pricing import PRICING_RULES
 from creditflow.warehouse import has_table
 
 REVISION_COLUMNS = ("run_id", "change", "notice_id", "notice_type", "customer_id")
@@ -77,8 +74,7 @@ def notice_revisions(
 ) -> list[dict[str, object]]:
     """What each rerun of ``d`` changed (``REVISION_COLUMNS``: change is ADDED or WITHDRAWN),
     optionally of one type and one customer, by run, change and notice id. Empty when the
-    date was run once (or never). ``policy.notices.revisions`` answers the same for a writer,
-    but creates the tables first, which a read-only connection refuses."""
+    date was run once (or never)."""
     if not has_table(con, "notice_revisions"):
         return []
     rel = con.sql(
@@ -89,41 +85,3 @@ def notice_revisions(
         params={"d": d, "t": notice_type, "c": customer_id},
     )
     return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
-
-
-def offered_rates(con: duckdb.DuckDBPyConnection, d: date) -> dict[str, object] | None:
-    """The offers of ``d``: ``priced`` (limits with a rate), ``lowest`` and ``highest``
-    offered_annual_rate (Decimal), ``by_rule`` (priced limits per pricing_rule, in
-    ``PRICING_RULES`` order), ``no_rate`` (limits of 0, which get none) and ``unpriced``
-    (limits above 0 without a rate: decided before pricing existed). None when ``d`` has no
-    decisions, or the warehouse predates pricing (migration 3 not applied yet).
-
-    (A pricing query: it belongs beside ``pricing_summary`` in ``policy.pricing``; it lives
-    here until that file's owner moves it.)"""
-    priced_columns = con.execute(
-        "select count(*) from duckdb_columns() "
-        "where table_name = 'limit_decisions' and column_name = 'offered_annual_rate'"
-    ).fetchall()[0][0]
-    if not priced_columns:
-        return None
-    rows = con.execute(
-        """select pricing_rule, count(*), min(offered_annual_rate), max(offered_annual_rate),
-                  count(*) filter (where new_limit = 0),
-                  count(*) filter (where new_limit > 0 and offered_annual_rate is null)
-           from limit_decisions where dt = $d group by 1
-           order by list_position($rules, pricing_rule) nulls last""",
-        {"d": d, "rules": list(PRICING_RULES)},
-    ).fetchall()
-    if not rows:
-        return None
-    priced = [r for r in rows if r[0] is not None]
-    lows: list[Decimal] = [r[2] for r in priced if r[2] is not None]
-    highs: list[Decimal] = [r[3] for r in priced if r[3] is not None]
-    return {
-        "priced": sum(r[1] for r in priced),
-        "lowest": min(lows) if lows else None,
-        "highest": max(highs) if highs else None,
-        "by_rule": {r[0]: r[1] for r in priced},
-        "no_rate": sum(r[4] for r in rows),
-        "unpriced": sum(r[5] for r in rows),
-    }

@@ -173,13 +173,3 @@ def published_notices(con: duckdb.DuckDBPyConnection, d: date) -> duckdb.DuckDBP
     ).to_arrow_table()
     nullable = pa.schema([f.with_nullable(True) for f in table.schema])
     return con.from_arrow(table.cast(nullable))
-
-
-def revisions(con: duckdb.DuckDBPyConnection, d: date) -> list[tuple]:
-    """(run_id, change, notice_id, notice_type, customer_id) of every rerun of ``d``."""
-    ensure_notices_schema(con)
-    return con.execute(
-        """select run_id, change, notice_id, notice_type, customer_id from notice_revisions
-           where dt = $d order by run_id, change, notice_id""",
-        {"d": d},
-    ).fetchall()

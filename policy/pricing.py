@@ -24,6 +24,7 @@ rises with pd), so with everything else equal a higher pd never gets a lower rat
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import duckdb
 import polars as pl
@@ -122,3 +123,39 @@ def pricing_summary(
             "run_id": run_id,
         },
     )
+
+
+def offered_rates(con: duckdb.DuckDBPyConnection, d: date) -> dict[str, object] | None:
+    """The offers of ``d``: ``priced`` (limits with a rate), ``lowest`` and ``highest``
+    offered_annual_rate (Decimal), ``by_rule`` (priced limits per pricing_rule, in
+    ``PRICING_RULES`` order), ``no_rate`` (limits of 0, which get none) and ``unpriced``
+    (limits above 0 without a rate: decided before pricing existed). None when ``d`` has no
+    decisions, or the warehouse predates pricing (migration 3 not applied yet). Only reads:
+    the demo summary, the run's artifacts and ``creditflow run`` print it."""
+    priced_columns = con.execute(
+        "select count(*) from duckdb_columns() "
+        "where table_name = 'limit_decisions' and column_name = 'offered_annual_rate'"
+    ).fetchall()[0][0]
+    if not priced_columns:
+        return None
+    rows = con.execute(
+        """select pricing_rule, count(*), min(offered_annual_rate), max(offered_annual_rate),
+                  count(*) filter (where new_limit = 0),
+                  count(*) filter (where new_limit > 0 and offered_annual_rate is null)
+           from limit_decisions where dt = $d group by 1
+           order by list_position($rules, pricing_rule) nulls last""",
+        {"d": d, "rules": list(PRICING_RULES)},
+    ).fetchall()
+    if not rows:
+        return None
+    priced = [r for r in rows if r[0] is not None]
+    lows: list[Decimal] = [r[2] for r in priced if r[2] is not None]
+    highs: list[Decimal] = [r[3] for r in priced if r[3] is not None]
+    return {
+        "priced": sum(r[1] for r in priced),
+        "lowest": min(lows) if lows else None,
+        "highest": max(highs) if highs else None,
+        "by_rule": {r[0]: r[1] for r in priced},
+        "no_rate": sum(r[4] for r in rows),
+        "unpriced": sum(r[5] for r in rows),
+    }

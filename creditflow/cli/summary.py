@@ -9,7 +9,8 @@ from rich.table import Table
 
 from creditflow.models.registry import Registry
 from creditflow.policy.decisions import action_counts, first_with_action, limits_by_grade
-from creditflow.policy.notice_queries import notice_mix, offered_rates
+from creditflow.policy.notice_queries import notice_mix
+from creditflow.policy.pricing import offered_rates
 from creditflow.settings import Settings
 from creditflow.transforms.reports import bucket_mix
 from creditflow.warehouse import open_warehouse

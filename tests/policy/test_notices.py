@@ -14,8 +14,9 @@ import pytest
 
 from creditflow.policy.config import LimitPolicy, load_policy
 from creditflow.policy.decisions import evaluate_limits
+from creditflow.policy.notice_queries import notice_revisions
 from creditflow.policy.notice_types import clock_minutes, in_quiet_hours
-from creditflow.policy.notices import notice_rows, revisions, store_notices
+from creditflow.policy.notices import notice_rows, store_notices
 from creditflow.policy.pricing import pricing_summary
 from creditflow.transforms.reports import report
 from creditflow.upstream.generate import generate
@@ -311,7 +312,9 @@ def test_ids_are_unique_stable_and_a_rerun_records_what_it_changed(
         {"d": night, "l": failed["loan_id"]},
     )
     result = store_notices(book, night, notice_rows(book, night, POLICY, "r-fix"), "r-fix")
-    changed = revisions(book, night)
+    changed = notice_revisions(book, night)
     assert not result.first_run and result.withdrawn >= 2
-    withdrawn = {nid for run, change, nid, *_ in changed if run == "r-fix" and change == "WITHDRAWN"}  # fmt: skip
+    withdrawn = {
+        c["notice_id"] for c in changed if c["run_id"] == "r-fix" and c["change"] == "WITHDRAWN"
+    }
     assert {due["notice_id"], failed["notice_id"]} <= withdrawn
