@@ -21,7 +21,7 @@ from creditflow.policy.pricing import pricing_summary
 from creditflow.transforms.reports import report
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
-from tests.support.oracle import load_as_warehouse, load_landing, run_ledger
+from tests.support.oracle import load_as_warehouse, load_landing, reminders, run_ledger
 
 BOOK = GeneratorConfig(customers=1200, days=110, start=date(2025, 10, 1), seed=21)
 END = BOOK.start + timedelta(days=BOOK.days - 1)
@@ -65,58 +65,6 @@ def notices(con: duckdb.DuckDBPyConnection, d: date, kinds: tuple[str, ...]) -> 
     return out
 
 
-def oracle_reminders(landing: Path, d: date) -> set[tuple]:
-    """DUE_SOON, DUE_TODAY and AUTO_DEBIT_FAILED of ``d`` from the delivered files alone: the
-    schedule's cumulative amounts, the net paid by what was delivered up to ``d``, the
-    contract's waterfall, and the transactions delivered on ``d``."""
-    con = load_landing(landing)  # typed as the contract says (money as DECIMAL)
-    offsets = [k + 1 for k in POLICY.notices.due_soon_days] + [1]  # days after d
-    rows = con.execute(
-        """
-        with lines as (
-            select i.loan_id, l.customer_id, i.installment_no, i.due_date,
-                   i.principal_due + i.interest_due as amount,
-                   sum(i.principal_due + i.interest_due) over (partition by i.loan_id order by i.installment_no)
-                       - (i.principal_due + i.interest_due) as before
-            from installments i join loans l using (loan_id)
-            where i.dt <= $d and l.dt <= $d
-        ),
-        money as (
-            select loan_id, amount from transactions
-            where txn_type = 'REPAYMENT' and status = 'SUCCESS' and dt <= $d
-            union all
-            select r.loan_id, -r.amount from transactions v
-            join transactions r on r.txn_id = v.reverses_txn_id and r.status = 'SUCCESS'
-            where v.txn_type = 'REVERSAL' and v.status = 'SUCCESS' and v.dt <= $d
-        ),
-        paid as (select loan_id, sum(amount) as paid from money group by loan_id),
-        due as (
-            select case when due_date = $d::DATE + 1 then 'DUE_TODAY' else 'DUE_SOON' end,
-                   customer_id, loan_id, installment_no, due_date,
-                   amount - least(greatest(coalesce(p.paid, 0) - before, 0), amount) as unpaid
-            from lines left join paid p using (loan_id)
-            where list_contains($offsets, due_date - $d::DATE)
-        ),
-        failed as (
-            select 'AUTO_DEBIT_FAILED', customer_id, loan_id, null::INTEGER, null::DATE, sum(amount)
-            from (
-                select customer_id, loan_id, amount from transactions
-                where dt = $d and txn_type = 'REPAYMENT' and channel = 'AUTO_DEBIT' and status = 'FAILED'
-                union all
-                select v.customer_id, r.loan_id, r.amount from transactions v
-                join transactions r on r.txn_id = v.reverses_txn_id and r.status = 'SUCCESS'
-                where v.dt = $d and v.txn_type = 'REVERSAL' and v.status = 'SUCCESS'
-            ) group by all
-        )
-        select * from due where unpaid > 0
-        union all
-        select * from failed
-        """,
-        {"d": d, "offsets": offsets},
-    ).fetchall()
-    return {tuple(r) for r in rows}
-
-
 @pytest.mark.parametrize("night", NIGHTS)
 def test_reminders_agree_row_for_row_with_the_landing_files(
     book: duckdb.DuckDBPyConnection, landing: Path, night: date
@@ -126,7 +74,7 @@ def test_reminders_agree_row_for_row_with_the_landing_files(
     key = ("notice_type", "customer_id", "loan_id", "installment_no", "due_date", "amount_due")
     got = {tuple(r[k] for k in key) for r in ours.iter_rows(named=True)}
     assert len(got) == ours.height  # exactly one notice per instalment (or loan, for debits)
-    assert got == oracle_reminders(landing, night)
+    assert got == reminders(load_landing(landing), night, POLICY.notices.due_soon_days)
     assert {"DUE_SOON", "DUE_TODAY"} <= set(ours["notice_type"])
 
 

@@ -116,3 +116,59 @@ def build_daily_dpd(con: duckdb.DuckDBPyConnection, end: str) -> None:
 def bucket_sql(dpd: str) -> str:
     return f"""case when {dpd} = 0 then 'M0' when {dpd} <= 30 then 'M1' when {dpd} <= 60 then 'M2'
         when {dpd} <= 90 then 'M3' when {dpd} <= 120 then 'M4' when {dpd} <= 180 then 'M5' else 'M6+' end"""
+
+
+def reminders(
+    con: duckdb.DuckDBPyConnection, d: date, due_soon_days: tuple[int, ...]
+) -> set[tuple]:
+    """The reminder notices of business date ``d`` from the delivered files alone (``con`` from
+    ``load_landing``): DUE_SOON for instalments due ``due_soon_days`` after the sending day
+    d + 1 and DUE_TODAY for those due on it, with the amount the contract's waterfall leaves
+    unpaid by what was delivered up to ``d``; AUTO_DEBIT_FAILED per loan for the failed
+    auto-debits and reversed repayments delivered on ``d``. Rows: (type, customer, loan,
+    instalment, due date, amount)."""
+    offsets = [k + 1 for k in due_soon_days] + [1]  # days after d
+    rows = con.execute(
+        """
+        with lines as (
+            select i.loan_id, l.customer_id, i.installment_no, i.due_date,
+                   i.principal_due + i.interest_due as amount,
+                   sum(i.principal_due + i.interest_due) over (partition by i.loan_id order by i.installment_no)
+                       - (i.principal_due + i.interest_due) as before
+            from installments i join loans l using (loan_id)
+            where i.dt <= $d and l.dt <= $d
+        ),
+        money as (
+            select loan_id, amount from transactions
+            where txn_type = 'REPAYMENT' and status = 'SUCCESS' and dt <= $d
+            union all
+            select r.loan_id, -r.amount from transactions v
+            join transactions r on r.txn_id = v.reverses_txn_id and r.status = 'SUCCESS'
+            where v.txn_type = 'REVERSAL' and v.status = 'SUCCESS' and v.dt <= $d
+        ),
+        paid as (select loan_id, sum(amount) as paid from money group by loan_id),
+        due as (
+            select case when due_date = $d::DATE + 1 then 'DUE_TODAY' else 'DUE_SOON' end,
+                   customer_id, loan_id, installment_no, due_date,
+                   amount - least(greatest(coalesce(p.paid, 0) - before, 0), amount) as unpaid
+            from lines left join paid p using (loan_id)
+            where list_contains($offsets, due_date - $d::DATE)
+        ),
+        failed as (
+            select 'AUTO_DEBIT_FAILED', customer_id, loan_id, null::INTEGER, null::DATE, sum(amount)
+            from (
+                select customer_id, loan_id, amount from transactions
+                where dt = $d and txn_type = 'REPAYMENT' and channel = 'AUTO_DEBIT' and status = 'FAILED'
+                union all
+                select v.customer_id, r.loan_id, r.amount from transactions v
+                join transactions r on r.txn_id = v.reverses_txn_id and r.status = 'SUCCESS'
+                where v.dt = $d and v.txn_type = 'REVERSAL' and v.status = 'SUCCESS'
+            ) group by all
+        )
+        select * from due where unpaid > 0
+        union all
+        select * from failed
+        """,
+        {"d": d, "offsets": offsets},
+    ).fetchall()
+    return {tuple(r) for r in rows}
