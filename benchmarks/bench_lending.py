@@ -32,10 +32,11 @@ def lending(con: Any, d: date, policy: LimitPolicy, decided: pl.DataFrame, run_i
         )
         rows = notice_rows(con, d, policy, run_id)
         store_notices(con, d, rows, run_id)
-        published_notices(con, d).create_view("bench_view", replace=True)
+        con.register("bench_notices", published_notices(con, d).to_arrow_table())
         con.execute(
-            "create or replace temp table bench_customer_notices as select * from bench_view"
+            "create or replace temp table bench_customer_notices as select * from bench_notices"
         )
+        con.unregister("bench_notices")
         return rows.height
 
     n, seconds, peak = timed(summary_and_notices)

@@ -15,10 +15,10 @@ from creditflow.models.dataset import Frame
 from creditflow.outputs.report import write_report
 from creditflow.policy.config import LimitPolicy
 from creditflow.settings import Settings
+from creditflow.steps.customer_notices import run_notices
 from creditflow.steps.delinquency import run_ledger
 from creditflow.steps.ingest import ingest
 from creditflow.steps.limits import run_limits
-from creditflow.steps.notices import run_notices
 from creditflow.steps.population import build_population
 from creditflow.steps.retrain import RetrainOutcome, retrain_if_due
 

@@ -26,7 +26,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,9 @@ from matplotlib.figure import Figure
 from creditflow.contract import BUCKETS
 from creditflow.models.registry import Registry
 from creditflow.models.scoring import GRADES, points
+from creditflow.policy.config import RATE_CEILING
 from creditflow.policy.ladder import ACTIONS
+from creditflow.policy.notice_types import NOTICE_TYPES
 from creditflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,8 @@ FIGURES: dict[str, str] = {
     "fig-actions": "Limit action mix",
     "fig-limits": "New limit by risk grade",
     "fig-limit-trend": "Limits over time: total new limits and customers moved each night",
+    "fig-pricing": "Offered rate against expected loss and costs by risk grade",
+    "fig-notices": "Customer notices by type each night",
 }
 FIGURE_IDS = tuple(FIGURES)
 
@@ -74,6 +78,20 @@ SVG_METADATA: dict[str, Any] = {"Creator": None, "Date": None, "Format": None, "
 
 BUCKET_COLOURS = matplotlib.colormaps["RdYlGn_r"](np.linspace(0.05, 0.95, len(BUCKETS)))
 BLUE, ORANGE, RED, GREY = "#1f6fb2", "#e07b00", "#c0392b", "#8c8c8c"
+# pricing_summary's groups besides the grades: no model score yet, and loans booked without
+# an evaluation before them
+PRICING_GROUPS = (*GRADE_ORDER, "STARTER", "NO_OFFER")
+NOTICE_COLOURS = {
+    "DUE_SOON": "#9ecae1",
+    "DUE_TODAY": BLUE,
+    "AUTO_DEBIT_FAILED": ORANGE,
+    "OVERDUE": RED,
+    "LIMIT_NEW": "#2e8b57",
+    "LIMIT_INCREASE": "#a1d99b",
+    "LIMIT_DECREASE": "#fdd0a2",
+    "LIMIT_FREEZE": "#7b3294",
+    "LIMIT_CLOSE": "#5b2333",
+}
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
@@ -136,6 +154,19 @@ class _Published:
 
     def has_partition(self, table: str) -> bool:
         return any((self.root / table / f"dt={self.day.isoformat()}").glob("*.parquet"))
+
+    def partition_dates(self, table: str) -> list[date]:
+        """The dates up to the report date with a partition, empty ones included (a query
+        over the rows cannot tell a night with no rows from a night not published)."""
+        out = []
+        for folder in (self.root / table).glob("dt=*"):
+            try:
+                day = date.fromisoformat(folder.name.removeprefix("dt="))
+            except ValueError:
+                continue
+            if day <= self.day and any(folder.glob("*.parquet")):
+                out.append(day)
+        return sorted(out)
 
     def columns(self, table: str) -> set[str]:
         name = self.view(table)
@@ -339,6 +370,8 @@ RUN_ID_TABLES = (
     "roll_rates",
     "vintage",
     "limit_updates",
+    "pricing_summary",
+    "customer_notices",
     "data_quality",
     "model_runs",
 )
@@ -1038,6 +1071,303 @@ def _limit_trend_chart(src: _Published) -> _Chart:
     return _Chart(fig, key)
 
 
+# --- pricing and notices -----------------------------------------------------------------------
+
+PRICING_COLUMNS = (
+    "risk_grade",
+    "customers",
+    "customers_offered",
+    "mean_pd",
+    "mean_offered_rate",
+    "expected_loss_rate",
+    "funding_rate",
+    "operating_rate",
+    "margin",
+    "negative_margin",
+    "loans_30d",
+    "principal_30d",
+    "realised_rate_30d",
+    "loans_below_offer_30d",
+    "loans_above_cap_30d",
+)
+
+
+def _signed_pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2%}"
+
+
+def _pricing_rules(src: _Published) -> tuple[list[tuple[str, int]], float | None]:
+    """The date's offers by pricing rule, and the cap as the capped offers show it (None
+    when no offer was capped, or limit_updates predates pricing)."""
+    if src.absent("limit_updates") or not {"pricing_rule", "offered_annual_rate"} <= src.columns(
+        "limit_updates"
+    ):
+        return [], None
+    name = src.view("limit_updates")
+    rules = src.rows(
+        f"""select pricing_rule, count(*) as n from {name}
+            where dt = $d and pricing_rule is not null group by 1 order by n desc, 1"""
+    )
+    cap = src.rows(
+        f"""select max(offered_annual_rate)::DOUBLE from {name}
+            where dt = $d and pricing_rule = 'pricing.cap'"""
+    )[0][0]
+    return [(str(r), int(n)) for r, n in rules], cap
+
+
+def _pricing_table(rows: list[dict[str, Any]]) -> str:
+    return "<h3>Pricing by grade on the date</h3>" + _table(
+        (
+            "grade",
+            "customers",
+            "offered",
+            "mean pd",
+            "mean rate",
+            "EL rate",
+            "margin",
+            "flag",
+            "30-day loans",
+            "realised rate",
+            "below offer",
+            "above cap",
+        ),
+        (
+            (
+                r["risk_grade"],
+                f"{r['customers']:,}",
+                f"{r['customers_offered']:,}",
+                _pct(r["mean_pd"], 2),
+                _pct(r["mean_offered_rate"], 2),
+                _pct(r["expected_loss_rate"], 2),
+                _signed_pct(r["margin"]),
+                "negative margin" if r["negative_margin"] else "",
+                f"{r['loans_30d']:,}",
+                _pct(r["realised_rate_30d"], 2),
+                f"{r['loans_below_offer_30d']:,}",
+                f"{r['loans_above_cap_30d']:,}",
+            )
+            for r in rows
+        ),
+        numeric=(1, 2, 3, 4, 5, 6, 8, 9, 10, 11),
+        row_class=lambda r: "fail" if r[7] else None,
+    )
+
+
+def _pricing_chart(src: _Published) -> _Chart:
+    if why := src.absent("pricing_summary"):
+        return _Chart(note=why)
+    if missing := set(PRICING_COLUMNS) - src.columns("pricing_summary"):
+        return _Chart(note=f"pricing_summary lacks columns {sorted(missing)}")
+    found = src.rows(
+        f"select {', '.join(PRICING_COLUMNS)} from {src.view('pricing_summary')} where dt = $d"
+    )
+    if not found:
+        return _Chart(note=f"the pricing_summary partition for {src.day} is empty")
+    order = {g: i for i, g in enumerate(PRICING_GROUPS)}
+    rows = sorted(
+        (dict(zip(PRICING_COLUMNS, r, strict=True)) for r in found),
+        key=lambda r: (order.get(r["risk_grade"], len(order)), str(r["risk_grade"])),
+    )
+    extra = _pricing_table(rows)
+    rules, cap = _pricing_rules(src)
+    offered = [r for r in rows if r["customers_offered"] and r["mean_offered_rate"] is not None]
+    loans = sum(int(r["loans_30d"]) for r in rows)
+    booked = ""
+    if loans:
+        principal = sum(float(r["principal_30d"] or 0) for r in rows)
+        interest = sum(
+            float(r["realised_rate_30d"] or 0) * float(r["principal_30d"] or 0) for r in rows
+        )
+        below = sum(int(r["loans_below_offer_30d"]) for r in rows)
+        above = sum(int(r["loans_above_cap_30d"]) for r in rows)
+        booked = (
+            f"; {loans:,} loans booked in the 30 days to {src.day} at a realised "
+            f"{_pct(interest / principal if principal else None, 2)} (by principal): "
+            f"{below:,} below the offer in force, {above:,} above the cap"
+        )
+    if not offered:
+        return _Chart(
+            note=f"no customer was offered a rate on {src.day}",
+            key=booked.lstrip("; "),
+            extra=extra,
+        )
+
+    def rate(r: dict[str, Any], col: str) -> float:
+        return float(r[col]) if r[col] is not None else 0.0
+
+    labels = [str(r["risk_grade"]) for r in offered]
+    x = np.arange(len(offered))
+    parts = [
+        ("funding_rate", "funding cost", "#c6c6c6"),
+        ("operating_rate", "operating cost", GREY),
+        ("expected_loss_rate", "expected loss", ORANGE),
+    ]
+    fig = _new_figure(9, 4.4)
+    ax = fig.add_subplot()
+    bottom = np.zeros(len(offered))
+    for col, label, colour in parts:
+        if all(r[col] is None for r in offered):
+            continue  # no cost section, or no model score: nothing to stack
+        values = np.array([rate(r, col) for r in offered])
+        ax.bar(x, values, bottom=bottom, width=0.6, color=colour, label=label)
+        bottom += values
+    rates = np.array([rate(r, "mean_offered_rate") for r in offered])
+    ax.scatter(x, rates, marker="D", s=46, color=BLUE, zorder=3, label="mean offered rate")
+    if cap is not None:
+        ax.axhline(
+            cap,
+            color=RED,
+            lw=1.2,
+            ls="--",
+            label=f"cap {cap:.2%} (max_annual_rate, as the capped offers show it)",
+        )
+    else:
+        ax.axhline(
+            RATE_CEILING, color=GREY, lw=1, ls=":", label=f"contract ceiling {RATE_CEILING:.0%}"
+        )
+    negative = [bool(r["negative_margin"]) for r in offered]
+    top = max(float(bottom.max()), float(rates.max()), cap or RATE_CEILING)
+    for i, r in enumerate(offered):
+        if negative[i]:
+            ax.axvspan(i - 0.45, i + 0.45, color=RED, alpha=0.08, lw=0)
+        if r["margin"] is not None:
+            ax.annotate(
+                f"margin {r['margin']:+.1%}",
+                (i, max(bottom[i], rates[i])),
+                xytext=(0, 6),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+                color=RED if negative[i] else "#1f2328",
+            )
+    ax.set_xticks(
+        x, [f"{g}\nn={r['customers_offered']:,}" for g, r in zip(labels, offered, strict=True)]
+    )
+    for tick, neg in zip(ax.get_xticklabels(), negative, strict=True):
+        if neg:
+            tick.set_color(RED)
+            tick.set_fontweight("bold")
+    ax.set_xlim(-0.6, len(offered) - 0.4)
+    ax.set_ylim(0, top * 1.15)
+    ax.yaxis.set_major_formatter(ticker.PercentFormatter(1.0, decimals=0))
+    ax.set_ylabel("annual rate")
+    ax.set_xlabel(
+        "risk grade (customers offered a rate)"
+        + ("; red: offers below expected loss and costs" if any(negative) else "")
+    )
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small", frameon=False)
+
+    n_offered = sum(int(r["customers_offered"]) for r in offered)
+    customers = sum(int(r["customers"]) for r in rows)
+    mean = float(np.average(rates, weights=[int(r["customers_offered"]) for r in offered]))
+    key = f"On {src.day}: {n_offered:,} of {customers:,} customers offered a rate, mean {mean:.2%}"
+    if rules:
+        key += " (" + ", ".join(f"{r} {n:,}" for r, n in rules) + ")"
+    bad = [g for g, neg in zip(labels, negative, strict=True) if neg]
+    if bad:
+        key += f"; negative margin in {', '.join(bad)}"
+    elif all(r["margin"] is None for r in offered):
+        key += "; no margin: no expected loss without a model score, or no cost section"
+    else:
+        key += "; every grade's offers cover expected loss and costs"
+    if cap is None and rules:
+        key += "; no offer reached the cap"
+    return _Chart(fig, key + booked, extra=extra)
+
+
+def _notice_counts(src: _Published) -> str:
+    """The date's notices by type: notices, customers, amount and first send time."""
+    if why := src.absent("customer_notices"):
+        return _note(why)
+    found = {
+        r[0]: r[1:]
+        for r in src.rows(
+            f"""select notice_type, count(*), count(distinct customer_id), sum(amount_due),
+                       strftime(timezone('Asia/Shanghai', min(send_after)), '%Y-%m-%d %H:%M')
+                from {src.view("customer_notices")} where dt = $d group by 1"""
+        )
+    }
+    types = [*NOTICE_TYPES, *sorted(set(found) - set(NOTICE_TYPES))]
+    body = []
+    for t in types:
+        n, customers, amount, first = found.get(t, (0, 0, None, None))
+        body.append(
+            (
+                t,
+                f"{n:,}",
+                f"{customers:,}",
+                _money(amount) if amount is not None else "",
+                first or "",
+            )
+        )
+    return f"<h3>Notices for {src.day.isoformat()} by type</h3>" + _table(
+        ("notice type", "notices", "customers", "amount due (CNY)", "first send (Asia/Shanghai)"),
+        body,
+        numeric=(1, 2, 3),
+    )
+
+
+def _notices_chart(src: _Published) -> _Chart:
+    name = src.view("customer_notices")
+    if name is None:
+        return _Chart(note="no published customer_notices table yet")
+    extra = _guard("the notice counts", lambda: _notice_counts(src))
+    days = src.partition_dates("customer_notices")
+    if not days:
+        return _Chart(note=f"no customer_notices partition up to {src.day}", extra=extra)
+    rows = src.rows(f"select dt, notice_type, count(*) from {name} group by all")
+    types = [*NOTICE_TYPES, *sorted({str(r[1]) for r in rows} - set(NOTICE_TYPES))]
+    pos = {d: i for i, d in enumerate(days)}
+    counts = np.zeros((len(types), len(days)))
+    for dt, kind, n in rows:
+        if dt in pos:
+            counts[types.index(kind), pos[dt]] = n
+    total = counts.sum(axis=0)
+    span = (
+        f"{len(days)} nights, {days[0]} to {days[-1]}" if len(days) > 1 else f"1 night, {days[0]}"
+    )
+    if not total.any():
+        return _Chart(note=f"no notices in {span}", extra=extra)
+
+    fig = _new_figure(9, 4.0)
+    ax = fig.add_subplot()
+    bottom = np.zeros(len(days))
+    for i, kind in enumerate(types):
+        if counts[i].any():
+            colour = NOTICE_COLOURS.get(kind, GREY)
+            ax.bar(days, counts[i], bottom=bottom, width=0.8, color=colour, label=kind, lw=0)
+            bottom += counts[i]
+    ax.set_ylabel("notices")
+    ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.grid(axis="y", alpha=0.3)
+    # half a day either side of the bars and no more: no tick outside the nights shown (a
+    # report names no date after its own)
+    pad = timedelta(hours=14)
+    ax.set_xlim(datetime.combine(days[0], time()) - pad, datetime.combine(days[-1], time()) + pad)
+    if days[-1] - days[0] < timedelta(days=7):
+        # a few nights (the first ones after notices began): whole days, never hours
+        ax.xaxis.set_major_locator(mdates.DayLocator())
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+    else:
+        _date_axis(ax)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+
+    if days[-1] != src.day:
+        key = f"no customer_notices partition for {src.day}; latest is {days[-1]}"
+    else:
+        last = len(days) - 1
+        mix = ", ".join(
+            f"{t} {int(counts[i, last]):,}" for i, t in enumerate(types) if counts[i, last]
+        )
+        key = f"{int(total[last]):,} notices for {src.day}" + (f": {mix}" if mix else "")
+    busiest = int(np.argmax(total))
+    if len(days) > 1:
+        span += f"; most on {days[busiest]}: {int(total[busiest]):,}"
+    key += f" ({span})"
+    return _Chart(fig, key, extra=extra)
+
+
 # --- tables ------------------------------------------------------------------------------------
 
 
@@ -1180,6 +1510,8 @@ def render_report(settings: Settings, business_date: date) -> str:
                 + _figure("fig-limits", lambda: _limits_chart(src))
                 + _figure("fig-limit-trend", lambda: _limit_trend_chart(src)),
             ),
+            _section("pricing", "Pricing", _figure("fig-pricing", lambda: _pricing_chart(src))),
+            _section("notices", "Notices", _figure("fig-notices", lambda: _notices_chart(src))),
             _section(
                 "data-quality", "Data quality", _guard("data quality", lambda: _data_quality(src))
             ),

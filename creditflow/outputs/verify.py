@@ -30,6 +30,7 @@ ARROW: dict[str, pa.DataType] = {
     "VARCHAR": pa.string(),
     "DATE": pa.date32(),
     "DECIMAL(18,2)": pa.decimal128(18, 2),
+    "DECIMAL(8,6)": pa.decimal128(8, 6),  # annual rates
     "DOUBLE": pa.float64(),
     "BIGINT": pa.int64(),
     "INTEGER": pa.int32(),
@@ -45,6 +46,7 @@ POLARS: dict[str, pl.DataType] = {
     "VARCHAR": pl.String(),
     "DATE": pl.Date(),
     "DECIMAL(18,2)": pl.Decimal(18, 2),
+    "DECIMAL(8,6)": pl.Decimal(8, 6),
     "DOUBLE": pl.Float64(),
     "BIGINT": pl.Int64(),
     "INTEGER": pl.Int32(),

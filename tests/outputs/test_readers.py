@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -27,7 +28,8 @@ import pytest
 from creditflow.flows.runs import lock_path, run_lock
 from creditflow.outputs import dictionary
 from creditflow.outputs.bi_catalog import CATALOG_FILE, STORAGE_VERSION, write_catalog
-from creditflow.outputs.dictionary import TABLE_BY_NAME, TABLES, render_markdown
+from creditflow.outputs.dictionary import TABLE_BY_NAME, TABLES
+from creditflow.outputs.dictionary_page import DOC_PATH, render_markdown
 from creditflow.outputs.verify import (  # one definition, shared with `creditflow verify`
     ARROW,
     OTHER_ENTRIES,
@@ -36,6 +38,8 @@ from creditflow.outputs.verify import (  # one definition, shared with `creditfl
     duckdb_read,
     verify,
 )
+from creditflow.policy.config import load_policy
+from creditflow.policy.notice_types import NOTICE_TYPES, clock_minutes, in_quiet_hours
 from creditflow.publish import PART_FILE, STAGING_DIR, publish_partition
 from creditflow.settings import Settings
 from tests.support.books import REPO
@@ -65,9 +69,9 @@ def row_counts(published: Path) -> dict[str, int]:
 
 def test_docs_page_is_generated_from_the_dictionary() -> None:
     """docs/data_dictionary.md is render_markdown(): edit creditflow/outputs/dictionary.py, then regenerate."""
-    assert dictionary.DOC_PATH.read_text(encoding="utf-8") == render_markdown(), (
+    assert DOC_PATH.read_text(encoding="utf-8") == render_markdown(), (
         "docs/data_dictionary.md is stale: run "
-        '.venv/bin/python -c "from creditflow.outputs.dictionary import write_markdown; write_markdown()"'
+        '.venv/bin/python -c "from creditflow.outputs.dictionary_page import write_markdown; write_markdown()"'
     )
 
 
@@ -91,11 +95,21 @@ def test_every_documented_type_is_a_duckdb_type_spelled_as_duckdb_prints_it() ->
 def test_dictionary_lists_the_tables_and_columns_the_code_defines() -> None:
     """The column lists the publishing code keeps as constants, in the same order."""
     from creditflow.policy.decisions import PUBLISHED
+    from creditflow.policy.notices import PUBLISHED_NOTICES
     from creditflow.steps.retrain import MODEL_RUN_COLUMNS
     from creditflow.transforms.reports import REPORTS
 
-    assert set(NAMES) == {"limit_updates", *REPORTS, "data_quality", "model_runs", "runs"}
+    assert set(NAMES) == {
+        "limit_updates",
+        *REPORTS,
+        "pricing_summary",
+        "customer_notices",
+        "data_quality",
+        "model_runs",
+        "runs",
+    }
     assert TABLE_BY_NAME["limit_updates"].column_names == [*PUBLISHED, "dt"]
+    assert TABLE_BY_NAME["customer_notices"].column_names == [*PUBLISHED_NOTICES, "dt"]
     assert TABLE_BY_NAME["model_runs"].column_names == [*MODEL_RUN_COLUMNS, "run_id", "dt"]
 
 
@@ -176,6 +190,8 @@ def test_every_reader_sees_the_documented_types(published_book: Settings, table:
             table,
         )
         assert got == (14, 0, 0, 0, 0, True, True)
+    if table in CHECK_ROWS:
+        CHECK_ROWS[table](published_book)
 
 
 def con_rows(published: Path, query: str, table: str) -> tuple[object, ...]:
@@ -184,6 +200,118 @@ def con_rows(published: Path, query: str, table: str) -> tuple[object, ...]:
         return tuple(con.sql(query.format(t=duckdb_read(published, table))).fetchall()[0])
     finally:
         con.close()
+
+
+def both(published: Path, query: str) -> tuple[object, ...]:
+    """One row of a query naming the tables as {limits} (limit_updates) and {<table name>}."""
+    con = duckdb.connect()
+    try:
+        tables = {n: duckdb_read(published, n) for n in NAMES}
+        return tuple(con.sql(query.format(limits=tables["limit_updates"], **tables)).fetchall()[0])
+    finally:
+        con.close()
+
+
+def check_limit_updates_pricing(settings: Settings) -> None:
+    """No model yet: every limit above 0 gets the starter rate by pricing.starter, a limit of 0
+    gets neither rate nor rule."""
+    starter = Decimal(str(load_policy(settings.policy_file).pricing.starter_rate))
+    got = con_rows(
+        settings.published_dir,
+        """select count(*) filter (where new_limit > 0), count(offered_annual_rate),
+                  count(*) filter (where pricing_rule = 'pricing.starter'),
+                  count(*) filter (where new_limit = 0
+                                   and (offered_annual_rate is not null or pricing_rule is not null)),
+                  min(offered_annual_rate), max(offered_annual_rate) from {t}""",
+        "limit_updates",
+    )
+    offered = got[0]
+    assert isinstance(offered, int) and offered > 0
+    assert got == (offered, offered, offered, 0, starter, starter)
+
+
+def check_pricing_summary(settings: Settings) -> None:
+    """Without a model every customer is STARTER: one row a night counting limit_updates, at
+    the starter rate, with no pd, expected loss or margin; the other row is NO_OFFER loans."""
+    policy = load_policy(settings.policy_file)
+    got = both(
+        settings.published_dir,
+        """with l as (select dt, count(*) as n, count(*) filter (where new_limit > 0) as k,
+                             avg(offered_annual_rate::DOUBLE) as rate
+                      from {limits} group by dt)
+           select count(distinct p.dt),
+                  list(distinct p.risk_grade order by p.risk_grade),
+                  count(*) filter (where p.risk_grade = 'STARTER' and p.customers = l.n
+                                   and p.customers_offered = l.k
+                                   and abs(p.mean_offered_rate - l.rate) < 1e-9),
+                  count(p.mean_pd) + count(p.expected_loss_rate) + count(p.margin),
+                  bool_or(p.negative_margin),
+                  list(distinct p.funding_rate), list(distinct p.operating_rate),
+                  count(*) filter (where p.risk_grade = 'NO_OFFER' and (p.customers > 0
+                                   or p.mean_offered_rate is not null or p.loans_30d = 0)),
+                  bool_and(p.loans_below_offer_30d + p.loans_above_cap_30d <= p.loans_30d)
+           from {pricing_summary} as p join l using (dt)""",
+    )
+    cost = policy.pricing.cost
+    assert cost is not None
+    assert got[0] == len(DATES)
+    assert set(got[1]) <= {"STARTER", "NO_OFFER"} and "STARTER" in got[1]  # type: ignore[operator]
+    assert got[2:] == (len(DATES), 0, False, [cost.funding_rate], [cost.operating_rate], 0, True)
+
+
+def check_customer_notices(settings: Settings) -> None:
+    """Known types, unique stable ids, templates and send times on the next day outside the
+    quiet hours; every LIMIT_* notice is the limit_updates row it announces, and on the first
+    night (every customer's first evaluation) every NEW above 0, FREEZE and CLOSE has one, but
+    for a closed customer who owes nothing."""
+    policy = load_policy(settings.policy_file).notices
+    types = ", ".join(f"'{t}'" for t in NOTICE_TYPES)
+    got = both(
+        settings.published_dir,
+        f"""select count(*), count(distinct (dt, notice_id)),
+                   bool_and(notice_type in ({types})),
+                   bool_and(length(notice_id) = 32 and regexp_full_match(notice_id, '[0-9a-f]+')),
+                   bool_and(template_id = notice_type || '.{policy.template_version}'),
+                   bool_and(effective_from = dt + 1),
+                   bool_and(timezone('Asia/Shanghai', send_after)::DATE = dt + 1),
+                   list(distinct strftime(timezone('Asia/Shanghai', send_after), '%H:%M'))
+            from {{customer_notices}}""",
+    )
+    assert got[0] and got[0] == got[1], got
+    assert got[2:7] == (True, True, True, True, True), got
+    quiet = clock_minutes(policy.quiet_start), clock_minutes(policy.quiet_end)
+    assert not [t for t in got[7] if in_quiet_hours(clock_minutes(t), *quiet)]  # type: ignore[union-attr]
+    unmatched = both(
+        settings.published_dir,
+        """select count(*) from {customer_notices} as n
+           where starts_with(n.notice_type, 'LIMIT_') and not exists (
+               select 1 from {limits} as l
+               where l.dt = n.dt and l.customer_id = n.customer_id
+                 and 'LIMIT_' || l.action = n.notice_type and l.new_limit = n.new_limit
+                 and l.previous_limit is not distinct from n.previous_limit
+                 and l.offered_annual_rate is not distinct from n.offered_annual_rate
+                 and l.reason_codes = n.reasons and n.loan_id is null)""",
+    )
+    assert unmatched == (0,)
+    first = both(
+        settings.published_dir,
+        f"""select (select count(*) from {{customer_notices}}
+                    where dt = DATE '{FIRST}' and starts_with(notice_type, 'LIMIT_')),
+                   (select count(*) from {{limits}} where dt = DATE '{FIRST}'
+                    and (action in ('FREEZE', 'CLOSE') or (action = 'NEW' and new_limit > 0))
+                    -- a closed customer who owes nothing is not notified
+                    and not (policy_rule = 'eligibility.status_closed'
+                             and outstanding_balance = 0))""",
+    )
+    assert first[0] == first[1] and first[0] > 0, first
+
+
+# what each reader test checks beyond the types and the row counts
+CHECK_ROWS = {
+    "limit_updates": check_limit_updates_pricing,
+    "pricing_summary": check_pricing_summary,
+    "customer_notices": check_customer_notices,
+}
 
 
 def test_one_partition_per_date_and_no_stray_files(published_book: Settings) -> None:

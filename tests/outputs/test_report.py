@@ -21,9 +21,22 @@ import xgboost as xgb
 from creditflow.models.metrics import deciles, discrimination, roc_points
 from creditflow.models.registry import Registry
 from creditflow.outputs.report import FIGURE_IDS, REPORTS_DIR, write_report
+from creditflow.policy.config import load_policy
+from creditflow.policy.notice_types import NOTICE_TYPES
 from creditflow.settings import Settings, load_settings
 
 LAST = date(2026, 3, 14)  # the last night of the published_book fixture
+SECTIONS = (
+    "run",
+    "delinquency",
+    "model",
+    "limits",
+    "pricing",
+    "notices",
+    "data-quality",
+    "training",
+)
+NEW_TABLES = ("pricing_summary", "customer_notices")  # published since pricing and notices
 CHROMIUM = Path("/usr/bin/chromium")
 DEMO_SCREENSHOT = Path("/tmp/report_demo.png")
 
@@ -63,7 +76,7 @@ def test_report_without_champion_is_self_contained_and_says_starter_rule(
     assert path not in published_book.published_dir.glob("*/dt=*/*")
     page = path.read_text(encoding="utf-8")
 
-    for sid in ("run", "delinquency", "model", "limits", "data-quality", "training"):
+    for sid in SECTIONS:
         assert f'<section id="{sid}">' in page and f'href="#{sid}"' in page
     for fig_id in FIGURE_IDS:
         assert f'<figure id="{fig_id}">' in page
@@ -74,6 +87,8 @@ def test_report_without_champion_is_self_contained_and_says_starter_rule(
         "fig-actions",
         "fig-limits",
         "fig-limit-trend",
+        "fig-pricing",
+        "fig-notices",
     )
     for fig_id in charts:
         assert "<svg" in figure_html(page, fig_id), fig_id
@@ -93,6 +108,21 @@ def test_report_without_champion_is_self_contained_and_says_starter_rule(
     assert "limits follow the policy&#x27;s starter rule" in figure_html(page, "fig-scores")
     assert "every limit follows the starter rule" in figure_html(page, "fig-limits")
     assert re.search(r"\d+ checks on 2026-03-14: \d+ failed", page)
+    # pricing before any model: the starter rate for everyone offered a limit, no margin yet
+    pricing = figure_html(page, "fig-pricing")
+    starter = load_policy(published_book.policy_file).pricing.starter_rate
+    mean = re.escape(f"mean {starter:.2%} (pricing.starter ")
+    assert re.search(rf"[\d,]+ of [\d,]+ customers offered a rate, {mean}[\d,]+\)", pricing)
+    assert "no margin: no expected loss without a model score" in pricing
+    assert "no offer reached the cap" in pricing and "negative margin" not in pricing
+    assert "<h3>Pricing by grade on the date</h3>" in pricing and "<td>STARTER</td>" in pricing
+    # notices: the first night announces every first limit; the table has every type
+    notices = figure_html(page, "fig-notices")
+    assert re.search(r"[\d,]+ notices for 2026-03-14", notices)
+    assert "(14 nights, 2026-03-01 to 2026-03-14; most on 2026-03-01: " in notices
+    assert "<h3>Notices for 2026-03-14 by type</h3>" in notices
+    for kind in NOTICE_TYPES:
+        assert f"<td>{kind}</td>" in notices, kind
 
     # the same inputs give the same bytes (no clock, fixed SVG ids)
     assert write_report(published_book, LAST).read_bytes() == page.encode("utf-8")
@@ -116,6 +146,8 @@ def test_report_of_an_empty_published_area_shows_notes(tmp_path: Path) -> None:
     assert "no published delinquency_summary table yet" in page
     assert "no published limit_updates table yet" in page
     assert "no published data_quality table yet" in page
+    assert "no published pricing_summary table yet" in page
+    assert "no published customer_notices table yet" in page
     assert "no run record for 2026-03-14" in page
     assert "could not be" not in page
 
@@ -137,6 +169,103 @@ def test_failed_checks_are_highlighted_and_later_dates_ignored(tmp_path: Path) -
     failed = re.search(r"<h3>Failed checks</h3>(.*?)</table>", page, re.S)
     assert failed and '<tr class="fail"><td>loans</td><td>loans.principal.range</td>' in failed[1]
     assert "loans.later" not in page
+
+
+def test_pricing_flags_grades_whose_offers_do_not_cover_their_losses(tmp_path: Path) -> None:
+    """A scored book (hand-made partitions): grade C covers its costs, G is capped below its
+    expected loss; the chart and the table flag G, and the cap comes from the capped offers."""
+    settings = load_settings(home=tmp_path / "home")
+    parts = {
+        "pricing_summary": """select * from (values
+            ('C', 10::BIGINT, 8::BIGINT, 0.03, 0.165, 0.095, 0.03, 0.025, 0.015, false,
+             4::BIGINT, 1000.00::DECIMAL(18,2), 0.15, 1::BIGINT, 0::BIGINT, 'r1'),
+            ('G', 3::BIGINT, 2::BIGINT, 0.6, 0.24, 0.7, 0.03, 0.025, -0.515, true,
+             0::BIGINT, 0.00::DECIMAL(18,2), null, 0::BIGINT, 0::BIGINT, 'r1'))
+            as t(risk_grade, customers, customers_offered, mean_pd, mean_offered_rate,
+                 expected_loss_rate, funding_rate, operating_rate, margin, negative_margin,
+                 loans_30d, principal_30d, realised_rate_30d, loans_below_offer_30d,
+                 loans_above_cap_30d, run_id)""",
+        "limit_updates": """select * from (values
+            ('C1', 'm1', 0.03, 640, 'C', null, 1000.00::DECIMAL(18,2), 'NEW', 'band',
+             0.165::DECIMAL(8,6), 'pricing.cost', 'r1'),
+            ('G1', 'm1', 0.6, 520, 'G', null, 500.00::DECIMAL(18,2), 'NEW', 'band',
+             0.24::DECIMAL(8,6), 'pricing.cap', 'r1'))
+            as t(customer_id, model_version, pd, score, risk_grade, previous_limit, new_limit,
+                 action, policy_rule, offered_annual_rate, pricing_rule, run_id)""",
+    }
+    for table, query in parts.items():
+        part = settings.published_dir / table / f"dt={LAST}" / "part-0.parquet"
+        part.parent.mkdir(parents=True)
+        duckdb.sql(query).write_parquet(str(part))
+    page = write_report(settings, LAST).read_text(encoding="utf-8")
+    pricing = figure_html(page, "fig-pricing")
+    assert "<svg" in pricing
+    assert "On 2026-03-14: 10 of 13 customers offered a rate, mean 18.00%" in pricing
+    assert "(pricing.cap 1, pricing.cost 1); negative margin in G; 4 loans booked" in pricing
+    assert (
+        "at a realised 15.00% (by principal): 1 below the offer in force, 0 above the cap"
+        in pricing
+    )
+    assert '<tr class="fail"><td>G</td>' in pricing and "<td>negative margin</td>" in pricing
+    assert '<tr><td>C</td><td class="num">10</td>' in pricing and "+1.50%" in pricing
+    assert "cap 24.00% (max_annual_rate" in pricing  # the legend, kept as text in the SVG
+    assert "could not be" not in page
+
+
+@book
+def test_report_on_a_home_from_before_pricing_and_notices(
+    published_book: Settings, tmp_path: Path
+) -> None:
+    """A published area written before pricing and notices (no pricing_summary or
+    customer_notices, limit_updates without the offer) renders with notes in their place;
+    once the last date is rerun with the new code (what the demo home looks like), that date
+    gets the charts and an earlier date still says there is nothing for it."""
+    published = tmp_path / "published"
+    shutil.copytree(
+        published_book.published_dir,
+        published,
+        ignore=shutil.ignore_patterns(REPORTS_DIR, *NEW_TABLES),
+    )
+    settings = published_book.model_copy(update={"published": published})
+    for part in sorted((published / "limit_updates").glob("dt=*/*.parquet")):
+        old = duckdb.sql(
+            f"select * exclude (offered_annual_rate, pricing_rule) from read_parquet('{part}')"
+        )
+        old.write_parquet(str(part.with_name("old.parquet")), compression="zstd")
+        part.with_name("old.parquet").replace(part)
+
+    page = write_report(settings, LAST).read_text(encoding="utf-8")
+    for sid in SECTIONS:
+        assert f'<section id="{sid}">' in page and f'href="#{sid}"' in page
+    pricing, notices = figure_html(page, "fig-pricing"), figure_html(page, "fig-notices")
+    assert "<svg" not in pricing and "no published pricing_summary table yet" in pricing
+    assert "<svg" not in notices and "no published customer_notices table yet" in notices
+    for fig_id in ("fig-buckets", "fig-actions", "fig-limits", "fig-limit-trend"):
+        assert "<svg" in figure_html(page, fig_id), fig_id
+    assert "could not be" not in page
+    assert "Every published table for 2026-03-14 carries run id r20260314-" in page
+
+    # the last date rerun with the new code: its partitions of every table
+    for table in (*NEW_TABLES, "limit_updates"):
+        day = f"dt={LAST.isoformat()}"
+        shutil.copytree(
+            published_book.published_dir / table / day, published / table / day, dirs_exist_ok=True
+        )
+    page = write_report(settings, LAST).read_text(encoding="utf-8")
+    pricing, notices = figure_html(page, "fig-pricing"), figure_html(page, "fig-notices")
+    assert "<svg" in pricing and "(pricing.starter " in pricing
+    # the fixture's last night has no notice: an empty partition, not a missing one
+    assert "<svg" not in notices and "no notices in 1 night, 2026-03-14" in notices
+    assert '<td>LIMIT_NEW</td><td class="num">0</td>' in notices
+    assert "could not be" not in page
+    assert "Every published table for 2026-03-14 carries run id r20260314-" in page
+
+    earlier = write_report(settings, date(2026, 3, 13)).read_text(encoding="utf-8")
+    pricing, notices = figure_html(earlier, "fig-pricing"), figure_html(earlier, "fig-notices")
+    assert "<svg" not in pricing and "no pricing_summary partition for 2026-03-13" in pricing
+    assert "<svg" not in notices and "no customer_notices partition up to 2026-03-13" in notices
+    assert "no customer_notices partition for 2026-03-13" in notices  # the counts table's note
+    assert "could not be" not in earlier
 
 
 # --- with a champion ---------------------------------------------------------------------------
@@ -299,7 +428,7 @@ def test_report_loads_in_headless_chromium_and_shows_the_charts(
     for fig_id in FIGURE_IDS:
         assert f'id="{fig_id}"' in dom.stdout, fig_id
     page = path.read_text(encoding="utf-8")
-    assert dom.stdout.count("<svg") == page.count("<svg") >= 8
+    assert dom.stdout.count("<svg") == page.count("<svg") >= 10
     assert not console_problems(dom.stderr), console_problems(dom.stderr)
 
     png = tmp_path / "report.png"
