@@ -23,7 +23,7 @@ from creditflow.models.dataset import Frame, population
 from creditflow.models.scoring import reason_codes, reference_contributions, score_population
 from creditflow.policy.config import LimitPolicy
 from creditflow.policy.ladder import ACTIONS, STEPS, decide, step_column
-from creditflow.policy.pricing import price
+from creditflow.policy.pricing import price, record_loan_offers
 from creditflow.transforms.features import CUSTOMERS_TO_DATE
 from creditflow.transforms.inputs import Slice, Stage, StageRunner, run_in_process
 from creditflow.transforms.ledger import ensure_ledger_schema
@@ -301,6 +301,8 @@ def evaluate_limits(
     assert isinstance(decided, pl.DataFrame)
     decided = decided.sort("customer_id", maintain_order=True)
     store_decisions(con, d, decided)
+    # the offers tonight's loans were booked on (yesterday's decisions), for pricing_summary
+    record_loan_offers(con, d)
     return decided, summarize(decided, d, policy, champion)
 
 

@@ -31,6 +31,7 @@ import polars as pl
 
 from creditflow.policy.config import GRADE_NAMES, LimitPolicy, Pricing
 from creditflow.transforms.queries import sql
+from creditflow.warehouse import transaction
 
 MICRO = 1_000_000
 PRICING_RULES = ("pricing.starter", "pricing.grade", "pricing.cost", "pricing.cap")
@@ -106,12 +107,48 @@ def price(decided: pl.DataFrame, policy: LimitPolicy) -> pl.DataFrame:
     ).drop("_grade", "_cost", "_wanted")
 
 
+# The offer each loan was booked against, kept when the loan arrives: the pricing summary then
+# reads 30 days of loans instead of 30 (or 90) nights of every customer's decisions.
+LOAN_OFFERS_DDL = """
+create table if not exists loan_offers (
+    dt DATE not null,             -- the business date the loan was delivered (and booked) on
+    loan_id VARCHAR not null,
+    customer_id VARCHAR not null,
+    offer_dt DATE,                -- the evaluation in force: the latest before dt (null: none)
+    risk_grade VARCHAR,           -- its grade (null: the starter rule, or no evaluation)
+    offered_annual_rate DECIMAL(8,6)
+)"""
+
+
+def record_loan_offers(con: duckdb.DuckDBPyConnection, d: date) -> int:
+    """Keep, for each loan delivered on ``d``, the offer in force when it was booked: its
+    customer's decision of the latest evaluated night before ``d`` (a customer without one
+    has none). Replaces the date's rows; returns how many loans it recorded."""
+    con.execute(LOAN_OFFERS_DDL)
+    with transaction(con):
+        con.execute("delete from loan_offers where dt = $d", {"d": d})
+        con.execute(
+            """insert into loan_offers
+               select $d, l.loan_id, l.customer_id, o.dt, o.risk_grade, o.offered_annual_rate
+               from loans as l
+               left join limit_decisions as o
+                   on o.customer_id = l.customer_id
+                  and o.dt = (select max(dt) from limit_decisions where dt < $d)
+               where l.dt = $d""",
+            {"d": d},
+        )
+        return int(
+            con.execute("select count(*) from loan_offers where dt = $d", {"d": d}).fetchall()[0][0]
+        )
+
+
 def pricing_summary(
     con: duckdb.DuckDBPyConnection, d: date, policy: LimitPolicy, run_id: str
 ) -> duckdb.DuckDBPyRelation:
     """``pricing_summary`` for ``d`` (without dt): by risk grade, tonight's offers against the
     expected loss and costs, and the loans booked in the 30 days to ``d`` against the offer
-    in force when each was originated. Reads ``limit_decisions`` and ``loans``."""
+    in force when each was booked. Reads ``limit_decisions``, ``loans`` and ``loan_offers``
+    (``record_loan_offers``, kept by the limits of each night)."""
     cost = policy.pricing.cost
     return con.sql(
         sql("pricing_summary"),

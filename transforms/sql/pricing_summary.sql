@@ -1,8 +1,8 @@
 -- pricing_summary for business date $d, by risk grade: tonight's offers against the expected
 -- loss and the costs they must cover, and the loans booked in the 30 days to $d against the
--- offer in force when each was originated (the latest evaluation before its origination
--- date). Customers without a model score are grade STARTER; a loan whose customer had no
--- evaluation before it was booked is NO_OFFER. Parameters: $d, $funding and $operating (null
+-- offer in force when each was booked (loan_offers: the customer's decision of the latest
+-- evaluated night before the loan's date). Customers without a model score are grade
+-- STARTER; a loan whose customer had no evaluation before it was booked is NO_OFFER. Parameters: $d, $funding and $operating (null
 -- without the policy's cost build-up), $cap (max_annual_rate), $run_id.
 with tonight as (
     select
@@ -18,37 +18,25 @@ with tonight as (
 ),
 
 booked as (
-    select
-        loan_id,
-        customer_id,
-        cast(timezone('Asia/Shanghai', originated_at) as DATE) as originated_on,
-        principal,
-        annual_rate
+    select loan_id, customer_id, principal, annual_rate
     from loans
     where dt > $d::DATE - 30
       and dt <= $d
-),
-
-offers as (
-    select dt, customer_id, risk_grade, new_limit, offered_annual_rate
-    from limit_decisions
-    where dt < $d
-      and dt >= $d::DATE - 90  -- an offer older than that is not the one a loan was booked on
-      and customer_id in (select customer_id from booked)  -- the few who borrowed, not the book
 ),
 
 with_offer as (
     select
         b.*,
         case
-            when o.customer_id is null then 'NO_OFFER'
+            when o.offer_dt is null then 'NO_OFFER'
             else coalesce(o.risk_grade, 'STARTER')
         end as risk_grade,
         o.offered_annual_rate
     from booked as b
-    asof left join offers as o
-        on b.customer_id = o.customer_id
-       and b.originated_on > o.dt
+    left join loan_offers as o
+        on o.loan_id = b.loan_id
+       and o.dt > $d::DATE - 30
+       and o.dt <= $d
 ),
 
 originated as (
