@@ -209,8 +209,8 @@ TABLES: tuple[Table, ...] = (
     Table(
         name="pricing_summary",
         grain="dt x risk_grade; a row for each grade (A to G, STARTER, NO_OFFER) with customers evaluated on dt or loans booked in the 30 days to dt",
-        description="Tonight's offered rates by risk grade against the expected loss and costs they must cover, and the loans booked in the last 30 days against the offer in force when each was originated.",
-        source="transforms/sql/pricing_summary.sql (policy/pricing.py: pricing_summary, over the warehouse tables limit_decisions and loans), published by steps/limits.py: run_limits",
+        description="Tonight's offered rates by risk grade against the expected loss and costs they must cover, and the loans booked in the last 30 days against the offer in force when each was booked.",
+        source="transforms/sql/pricing_summary.sql (policy/pricing.py: pricing_summary, over the warehouse tables limit_decisions, loans and loan_offers), published by steps/limits.py: run_limits",
         partitions=EVERY_DATE + "; none for dates published before pricing",
         columns=(
             Column("risk_grade", "VARCHAR", "", "A to G as in limit_updates; STARTER for customers without a model score (the starter rule); NO_OFFER for loans whose customer had no evaluation before the loan was booked (only the *_30d columns are filled)."),
@@ -223,7 +223,7 @@ TABLES: tuple[Table, ...] = (
             Column("operating_rate", "DOUBLE", ANNUAL, "The policy's operating cost (pricing.cost.operating_rate), the same on every row; null without a cost section.", defined_in="policy/config.py: PricingCost"),
             Column("margin", "DOUBLE", ANNUAL, "mean_offered_rate - expected_loss_rate - funding_rate - operating_rate: what the offers earn above expected loss and costs; null when any of them is null."),
             Column("negative_margin", "BOOLEAN", "", "True when margin < 0: the grade's offers do not cover its expected loss and costs (the cap binds); false when margin is null."),
-            Column("loans_30d", "BIGINT", "count", "Loans booked (delivered) in the 30 days to dt whose offer in force at origination (the customer's latest evaluation before the origination date, at most 90 days before dt) had this grade."),
+            Column("loans_30d", "BIGINT", "count", "Loans booked (delivered) in the 30 days to dt whose offer in force when booked had this grade: the customer's decision of the latest evaluated night before the loan's date, kept when the loan arrived (warehouse table loan_offers)."),
             Column("principal_30d", MONEY, CNY, "Their principal."),
             Column("realised_rate_30d", "DOUBLE", ANNUAL, "Their annual_rate, weighted by principal; null without loans."),
             Column("loans_below_offer_30d", "BIGINT", "count", "Of them, loans booked at an annual_rate below the offered_annual_rate in force (an offer without a rate counts none)."),

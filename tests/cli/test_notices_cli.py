@@ -24,16 +24,13 @@ from pathlib import Path
 from uuid import UUID
 
 import duckdb
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import xgboost as xgb
 
-from creditflow.models.dataset import population
-from creditflow.models.registry import Registry
 from creditflow.policy.config import DEFAULT_POLICY_FILE
 from creditflow.policy.notice_types import NOTICE_TYPES
 from creditflow.settings import Settings, load_settings
+from tests.support.champions import hand_champion
 
 # the tests sharing the published_book fixture run on one worker, so it is built once
 pytestmark = pytest.mark.xdist_group("published_book")
@@ -192,25 +189,15 @@ def rerun(
     )
     assert first.returncode == 0, first.stdout + first.stderr
 
-    # the champion: trained on the warehouse's own features with a label leaning on arrears
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        frame = population(con, LAST)
-    rng = np.random.default_rng(0)
-    risk = np.nan_to_num(frame.x[:, frame.names.index("dpd_now")]) + rng.normal(size=len(frame.x))
-    booster = xgb.train(
-        {"objective": "binary:logistic", "max_depth": 3, "seed": 1, "nthread": 2, "eta": 0.5},
-        xgb.DMatrix(frame.x, label=(risk > 0.8).astype(int), feature_names=frame.names),
-        30,
+    hand_champion(
+        settings.warehouse_path,
+        settings.models_dir,
+        LAST,
+        {
+            "metrics": {"auc": 0.7, "ks": 0.3, "gini": 0.4},
+            "windows": {"oot_start": "2026-02-01", "oot_end": "2026-02-28"},
+        },
     )
-    registry = Registry(settings.models_dir)
-    card = {
-        "version": "m-hand",
-        "features": {"names": frame.names, "monotone": {}},
-        "metrics": {"auc": 0.7, "ks": 0.3, "gini": 0.4},
-        "windows": {"oot_start": "2026-02-01", "oot_end": "2026-02-28"},
-    }
-    registry.save("m-hand", booster, card)
-    registry.promote("m-hand", "promoted by hand")
     second = creditflow(settings, "run", "--date", str(LAST), extra_env=prefect_api)
     assert second.returncode == 0, second.stdout + second.stderr
     return settings, second

@@ -12,7 +12,6 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-import xgboost as xgb
 from polars.testing import assert_frame_equal
 
 from creditflow.execution import cluster as clusters
@@ -20,14 +19,13 @@ from creditflow.execution.shard_store import sync
 from creditflow.execution.shards import shard_of, shard_sql
 from creditflow.flows.backfill import backfill
 from creditflow.flows.nightly import nightly
-from creditflow.models.dataset import population
 from creditflow.models.metrics import discrimination
 from creditflow.models.recipe import Recipe, fit, predict
-from creditflow.models.registry import Registry
 from creditflow.settings import Settings, load_settings
 from creditflow.transforms.features import FEATURES
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
+from tests.support.champions import hand_champion
 
 # the cluster tests start worker processes: one xdist worker runs them, beside nothing heavy
 pytestmark = [pytest.mark.xdist_group("dask"), pytest.mark.usefixtures("prefect_harness")]
@@ -45,21 +43,9 @@ def _overrides(settings: Settings) -> dict[str, Any]:
 
 
 def _hand_champion(settings: Settings, frame_home: Settings) -> None:
-    """The same hand-made champion in a home's registry: a model leaning on arrears, so that
-    limits come down and reason codes are computed (as in test_nightly)."""
-    with duckdb.connect(str(frame_home.warehouse_path), read_only=True) as con:
-        frame = population(con, LAST)
-    rng = np.random.default_rng(0)
-    risk = np.nan_to_num(frame.x[:, frame.names.index("dpd_now")]) + rng.normal(size=len(frame.x))
-    booster = xgb.train(
-        {"objective": "binary:logistic", "max_depth": 3, "seed": 1, "nthread": 2, "eta": 0.5},
-        xgb.DMatrix(frame.x, label=(risk > 0.8).astype(int), feature_names=frame.names),
-        30,
-    )
-    registry = Registry(settings.models_dir)
-    card = {"version": "m-hand", "features": {"names": frame.names, "monotone": {}}}
-    registry.save("m-hand", booster, card)
-    registry.promote("m-hand", "promoted by hand")
+    """The same hand-made champion in a home's registry (as in test_nightly), trained on the
+    features of ``frame_home``."""
+    hand_champion(frame_home.warehouse_path, settings.models_dir, LAST)
 
 
 def _run(settings: Settings) -> list[dict]:

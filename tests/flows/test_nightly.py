@@ -13,23 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-import xgboost as xgb
 
 from creditflow.flows.backfill import backfill, plan
 from creditflow.flows.nightly import NightFailed, nightly
 from creditflow.flows.runs import lock_path
 from creditflow.flows.schedule import Reprocess
-from creditflow.models.dataset import population
 from creditflow.models.registry import Registry
 from creditflow.policy.decisions import PUBLISHED
 from creditflow.settings import Settings, load_settings
 from creditflow.upstream.generate import generate
 from creditflow.upstream.simulation import GeneratorConfig
 from creditflow.warehouse import WarehouseBusy
+from tests.support.champions import hand_champion
 from tests.support.deliveries import copy_days, read_text, refresh_manifest, write_text
 
 # one worker runs this module's tests in order: they share one backfilled home
@@ -280,20 +278,8 @@ def test_with_a_champion_the_night_scores_and_explains_adverse_actions(
     night = LAST + timedelta(days=1)
     # A champion promoted by hand (no business date): trained on the warehouse's own features
     # with a label that leans on arrears, so that some limits come down.
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        frame = population(con, LAST)
-    rng = np.random.default_rng(0)
-    risk = np.nan_to_num(frame.x[:, frame.names.index("dpd_now")]) + rng.normal(size=len(frame.x))
-    y = (risk > 0.8).astype(int)
-    booster = xgb.train(
-        {"objective": "binary:logistic", "max_depth": 3, "seed": 1, "nthread": 2, "eta": 0.5},
-        xgb.DMatrix(frame.x, label=y, feature_names=frame.names),
-        30,
-    )
+    hand_champion(settings.warehouse_path, settings.models_dir, LAST, {"metrics": {"auc": 0.7}})
     registry = Registry(settings.models_dir)
-    card = {"version": "m-hand", "features": {"names": frame.names, "monotone": {}}, "metrics": {"auc": 0.7}}  # fmt: skip
-    registry.save("m-hand", booster, card)
-    registry.promote("m-hand", "promoted by hand")
 
     result = nightly(run_date=night, overrides=_overrides(settings))
     assert result["model_version"] == "m-hand"
