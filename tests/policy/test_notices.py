@@ -78,6 +78,24 @@ def test_reminders_agree_row_for_row_with_the_landing_files(
     assert {"DUE_SOON", "DUE_TODAY"} <= set(ours["notice_type"])
 
 
+def test_paid_up_instalments_due_soon_get_no_reminder(book: duckdb.DuckDBPyConnection) -> None:
+    """A prepaid or fully paid instalment in the reminder window gets none (and the book has
+    such instalments, so the comparison above covers them)."""
+    offsets = [k + 1 for k in POLICY.notices.due_soon_days] + [1]
+    paid_up = book.execute(
+        """select count(*), count(n.notice_id)
+           from loan_daily as l
+           join schedule as s using (loan_id)
+           left join customer_notices as n
+               on n.dt = l.dt and n.loan_id = s.loan_id and n.installment_no = s.installment_no
+           where list_contains($nights, l.dt)
+             and list_contains($offsets, s.due_date - l.dt)
+             and l.paid_total >= s.cum_before + s.principal_due + s.interest_due""",
+        {"nights": NIGHTS, "offsets": offsets},
+    ).fetchall()[0]
+    assert paid_up[0] > 0 and paid_up[1] == 0
+
+
 def test_the_book_has_failed_debits_to_check(book: duckdb.DuckDBPyConnection) -> None:
     """The reminder comparison covers AUTO_DEBIT_FAILED too (not an empty set on both sides)."""
     found = book.execute(
