@@ -65,9 +65,33 @@ def _pricing_columns(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"alter table limit_decisions add column if not exists {column} {kind}")
 
 
+def _loan_offers(con: duckdb.DuckDBPyConnection) -> None:
+    # the offer each loan was booked against, kept per night from now on; for the loans of
+    # the last 30 evaluated days it is filled here from the decisions already kept, so the
+    # first pricing_summary after the upgrade does not call them NO_OFFER (their rates are
+    # null: those nights were evaluated before pricing)
+    con.execute(
+        """create table if not exists loan_offers (
+            dt DATE not null, loan_id VARCHAR not null, customer_id VARCHAR not null,
+            offer_dt DATE, risk_grade VARCHAR, offered_annual_rate DECIMAL(8,6))"""
+    )
+    if not (has_table(con, "limit_decisions") and has_table(con, "loans")):
+        return
+    con.execute(
+        """insert into loan_offers
+           select l.dt, l.loan_id, l.customer_id, o.dt, o.risk_grade, o.offered_annual_rate
+           from loans as l
+           asof left join limit_decisions as o
+               on o.customer_id = l.customer_id and o.dt < l.dt
+           where l.dt > (select max(dt) - 30 from limit_decisions)
+             and l.loan_id not in (select loan_id from loan_offers)"""
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "record applied migrations in schema_migrations", _record_migrations),
     Migration(3, "limit_decisions gains the offered rate and its pricing", _pricing_columns),
+    Migration(4, "loan_offers: the offer each loan was booked against", _loan_offers),
 )
 LATEST = MIGRATIONS[-1].version if MIGRATIONS else SCHEMA_VERSION
 

@@ -54,7 +54,8 @@ def publish_artifacts(settings: Settings, night: NightResult) -> None:
                 f"- pricing: {_offers(rates)}",
                 f"- notices: {notices['notices']:,}"
                 + (
-                    f"; this rerun added {notices['added']:,} and withdrew {notices['withdrawn']:,}"
+                    f"; this rerun added {notices['added']:,}, withdrew {notices['withdrawn']:,} "
+                    f"and changed {notices['changed']:,}"
                     if notices["rerun"]
                     else ""
                 ),

@@ -250,11 +250,12 @@ def _row_counts(steps: dict[str, Any]) -> dict[str, dict[str, int]]:
         "ledger": {"active_loans": steps["ledger"]["active_loans"], **steps["ledger"]["published"]},
         "features": steps["features"],
         "limits": {"customers": steps["limits"]["customers"], **steps["limits"]["published"]},
-        # on a rerun, how many notice ids it added and withdrew (notice_revisions has the ids)
+        # on a rerun, how many notice ids it added, withdrew and changed (notice_revisions has them)
         "notices": {
             **steps["notices"]["published"],
             "added": steps["notices"]["added"],
             "withdrawn": steps["notices"]["withdrawn"],
+            "changed": steps["notices"]["changed"],
         },
     }
     retrain: RetrainOutcome = steps["retrain"]

@@ -104,6 +104,7 @@ def build_notices(settings: Settings, d: date, run_id: str, policy: LimitPolicy)
         "by_type": result.by_type,
         "added": result.added,
         "withdrawn": result.withdrawn,
+        "changed": result.changed,
         "rerun": not result.first_run,
         "published": {outcome.published.table: outcome.published.rows},
     }

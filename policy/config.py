@@ -160,7 +160,8 @@ class Pricing(_Strict):
             "A": 0.072, "B": 0.09, "C": 0.1095, "D": 0.146, "E": 0.1825, "F": 0.219, "G": 0.24,
         }
     )  # fmt: skip
-    cost: PricingCost | None = PricingCost()
+    # no [pricing.cost] section in the file: no build-up, the grade table prices
+    cost: PricingCost | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Pricing:
@@ -173,6 +174,14 @@ class Pricing(_Strict):
         unknown = [g for g in self.grade_rates if g not in GRADE_NAMES]
         if missing or unknown:
             raise ValueError(f"grade_rates need exactly the grades {GRADE_NAMES}; missing {missing}, unknown {unknown}")  # fmt: skip
+        for name, value in (
+            ("max_annual_rate", self.max_annual_rate),
+            ("rate_step", self.rate_step),
+        ):
+            # on the DECIMAL(8,6) grid: a cap off it would round up past itself, a step
+            # below it would be 0
+            if abs(value * 1e6 - round(value * 1e6)) > 1e-6 or round(value * 1e6) < 1:
+                raise ValueError(f"{name} {value} must be a whole number of millionths (rates are DECIMAL(8,6))")  # fmt: skip
         named = {"starter_rate": self.starter_rate} | {f"grade_rates.{g}": self.grade_rates[g] for g in GRADE_NAMES}  # fmt: skip
         for name, rate in named.items():
             if not 0.0 < rate <= self.max_annual_rate:

@@ -116,8 +116,8 @@ def _with_reasons(
     frame: Frame | None,
     reference: np.ndarray | None,
 ) -> pl.DataFrame:
-    """reason_codes for every DECREASE and FREEZE: the model's features where the model drove
-    it, the rule's plain reason otherwise; empty for the other actions. Exact contributions
+    """reason_codes for every DECREASE, FREEZE and CLOSE: the model's features where the model
+    drove it, the rule's plain reason otherwise; empty for the other actions. Exact contributions
     cost about a millisecond a row, so only the model-driven adverse rows pay for them,
     measured against the population's ``reference``."""
     adverse = pl.col("action").is_in(ADVERSE)

@@ -23,14 +23,6 @@ NOTICE_TYPES = (
     "LIMIT_FREEZE",
     "LIMIT_CLOSE",
 )
-# The limit decision each LIMIT_* notice reports (NEW only with a limit above 0).
-LIMIT_NOTICE = {
-    "NEW": "LIMIT_NEW",
-    "INCREASE": "LIMIT_INCREASE",
-    "DECREASE": "LIMIT_DECREASE",
-    "FREEZE": "LIMIT_FREEZE",
-    "CLOSE": "LIMIT_CLOSE",
-}
 
 
 def clock_minutes(value: str, name: str = "time") -> int:

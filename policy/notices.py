@@ -4,8 +4,9 @@ Repayment reminders, failed auto-debits and overdue notices come from the ledger
 notices from the night's decisions (``customer_notices.sql`` says which rows qualify). This
 module adds when each may be sent (``send_after``, moved out of the quiet hours) and the
 template, keeps the date's notices in the warehouse, and records, when a date is run again,
-which notice ids the rerun added and which it withdrew (``notice_revisions``): a corrected
-redelivery never silently sends twice or leaves a withdrawn reminder unexplained.
+which notice ids the rerun added, withdrew or changed against what readers already had
+(``notice_revisions``): a corrected redelivery never silently sends twice or leaves a
+withdrawn reminder unexplained.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ NOTICES_DDL = (
         new_limit DECIMAL(18,2), offered_annual_rate DECIMAL(8,6), effective_from DATE not null,
         reasons VARCHAR[] not null, send_after TIMESTAMPTZ not null, template_id VARCHAR not null,
         run_id VARCHAR not null)""",
-    # what each rerun of a date changed: ADDED (new id) or WITHDRAWN (id no longer there)
+    # what each rerun of a date changed for readers: ADDED (new id), WITHDRAWN (id no longer
+    # there) or CHANGED (same id, other content)
     """create table if not exists notice_revisions (
         dt DATE not null, run_id VARCHAR not null, notice_id VARCHAR not null,
         change VARCHAR not null, notice_type VARCHAR not null, customer_id VARCHAR not null)""",
@@ -53,7 +55,8 @@ class NoticesResult:
     by_type: dict[str, int]
     added: int  # ids a rerun of the date added (0 on the first run)
     withdrawn: int  # ids a rerun withdrew
-    first_run: bool
+    changed: int  # ids a rerun kept with other content (a corrected amount, say)
+    first_run: bool  # no partition was published for the date before
 
 
 def ensure_notices_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -105,37 +108,56 @@ def notice_rows(
     return rows.select(PUBLISHED_NOTICES).sort("notice_id")
 
 
-# the ids tonight's rows (notice_frame) add to, and withdraw from, the notices stored for $d
-_CHANGES = """
+# What a rerun changes for readers: tonight's rows (notice_frame) against the partition they
+# have now (published_frame). A notice whose id stays but whose content moved (a corrected
+# amount, another limit) is CHANGED, so a sender that de-duplicates by id resends it.
+_CONTENT = [c for c in PUBLISHED_NOTICES if c not in ("notice_id", "run_id")]
+_CHANGES = f"""
     select 'ADDED' as change, n.notice_id, n.notice_type, n.customer_id
     from notice_frame as n
-    where n.notice_id not in (select notice_id from customer_notices where dt = $d)
+    where n.notice_id not in (select notice_id from published_frame)
     union all
     select 'WITHDRAWN', o.notice_id, o.notice_type, o.customer_id
-    from customer_notices as o
-    where o.dt = $d and o.notice_id not in (select notice_id from notice_frame)"""
+    from published_frame as o
+    where o.notice_id not in (select notice_id from notice_frame)
+    union all
+    select 'CHANGED', n.notice_id, n.notice_type, n.customer_id
+    from notice_frame as n
+    join published_frame as o using (notice_id)
+    where {" or ".join(f"n.{c} is distinct from o.{c}" for c in _CONTENT)}"""
 
 
 def store_notices(
-    con: duckdb.DuckDBPyConnection, d: date, rows: pl.DataFrame, run_id: str
+    con: duckdb.DuckDBPyConnection,
+    d: date,
+    rows: pl.DataFrame,
+    run_id: str,
+    published: pa.Table | None = None,
 ) -> NoticesResult:
-    """Replace the date's notices with ``rows`` and, when the date had notices before (a
-    rerun), record which ids were added and which withdrawn, in one transaction."""
+    """Replace the date's notices with ``rows`` and, when readers already have a partition for
+    the date (``published``: what they read now), record which ids tonight adds, withdraws
+    and changes against it, in one transaction. Measured against what was published, not
+    against the warehouse, a retry or a rerun after a failed night records the same changes
+    (idempotent per run id), and a night that never published cannot hide one."""
     ensure_notices_schema(con)
+    first_run = published is None
+    baseline = published if published is not None else rows.head(0).to_arrow()
     con.register("notice_frame", rows.to_arrow())
+    con.register("published_frame", baseline)
     try:
         with transaction(con):
-            first_run = not con.execute(
-                "select count(*) from notice_nights where dt = $d", {"d": d}
-            ).fetchall()[0][0]
-            con.execute("insert into notice_nights values ($d, $r)", {"d": d, "r": run_id})
+            con.execute(
+                """insert into notice_nights select $d, $r
+                   where not exists (select 1 from notice_nights where dt = $d and run_id = $r)""",
+                {"d": d, "r": run_id},
+            )
             counts = dict(
-                con.execute(
-                    f"select change, count(*) from ({_CHANGES}) group by all", {"d": d}
-                ).fetchall()
+                con.execute(f"select change, count(*) from ({_CHANGES}) group by all").fetchall()
+            )
+            con.execute(
+                "delete from notice_revisions where dt = $d and run_id = $r", {"d": d, "r": run_id}
             )
             if not first_run:
-                con.execute("delete from notice_revisions where dt = $d and run_id = $r", {"d": d, "r": run_id})  # fmt: skip
                 con.execute(
                     f"""insert into notice_revisions
                         select $d, $r, notice_id, change, notice_type, customer_id from ({_CHANGES})""",
@@ -149,6 +171,7 @@ def store_notices(
             )
     finally:
         con.unregister("notice_frame")
+        con.unregister("published_frame")
     by_type = dict(rows.group_by("notice_type").len().iter_rows())
     return NoticesResult(
         business_date=d,
@@ -156,6 +179,7 @@ def store_notices(
         by_type={t: int(by_type.get(t, 0)) for t in NOTICE_TYPES},
         added=0 if first_run else int(counts.get("ADDED", 0)),
         withdrawn=0 if first_run else int(counts.get("WITHDRAWN", 0)),
+        changed=0 if first_run else int(counts.get("CHANGED", 0)),
         first_run=first_run,
     )
 

@@ -19,6 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from creditflow.settings import Settings
 
@@ -83,7 +84,10 @@ def echo_json_lines(rows: list[dict]) -> None:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     # never wrapped: error messages carry file paths that people copy
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # the message is text, not markup: it may quote a value someone typed or delivered ("[/]")
+    console.print(
+        Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True
+    )
     return typer.Exit(code)
 
 
@@ -110,6 +114,9 @@ def night_line(result: dict) -> str:
     sent = ""
     if notices:
         sent = f"; {notices['notices']:,} notices"
-        if notices["added"] or notices["withdrawn"]:
-            sent += f" (rerun: {notices['added']:,} added, {notices['withdrawn']:,} withdrawn)"
+        if notices["added"] or notices["withdrawn"] or notices["changed"]:
+            sent += (
+                f" (rerun: {notices['added']:,} added, {notices['withdrawn']:,} withdrawn, "
+                f"{notices['changed']:,} changed)"
+            )
     return f"{result['run_date']} {result['run_id']}: {model}; {actions}{sent}{trained}"

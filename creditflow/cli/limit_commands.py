@@ -23,15 +23,21 @@ from creditflow.cli.common import (
 
 @limits_app.command("run")
 def limits_run(ctx: typer.Context, business_date: BusinessDate) -> None:
-    """Score every customer with the champion (or the starter rule) and publish limit_updates."""
-    from creditflow.policy.config import PolicyError
+    """Score every customer with the champion (or the starter rule), price the limits and publish
+    limit_updates and pricing_summary, and the date's customer notices with them (their limit
+    notices follow the decisions)."""
+    from creditflow.policy.config import PolicyError, load_policy
+    from creditflow.steps.customer_notices import run_notices
     from creditflow.steps.limits import run_limits
     from creditflow.warehouse import WarehouseBusy
 
     day = parse_date(business_date)
     try:
         with locked(ctx, f"limits run {day}"):
-            outcome = run_limits(settings_of(ctx), day)
+            settings = settings_of(ctx)
+            policy = load_policy(settings.policy_file)  # one policy for the limits and notices
+            outcome = run_limits(settings, day, policy=policy)
+            notices = run_notices(settings, day, run_id=f"limits-{day.isoformat()}", policy=policy)
     except (WarehouseBusy, PolicyError) as exc:
         raise fail(str(exc)) from exc
     result = outcome.result
@@ -43,7 +49,11 @@ def limits_run(ctx: typer.Context, business_date: BusinessDate) -> None:
     for action, n in result.actions.items():
         table.add_row(action, f"{n:,}")
     console.print(table)
-    console.print(f"published {outcome.published.path}")
+    console.print(f"published {outcome.published.path}", soft_wrap=True)
+    console.print(f"published {outcome.pricing.path}", soft_wrap=True)
+    console.print(
+        f"published {notices.published.path} ({notices.result.notices:,} notices)", soft_wrap=True
+    )
 
 
 @limits_app.command("explain")

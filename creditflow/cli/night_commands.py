@@ -52,7 +52,10 @@ def run_one(ctx: typer.Context, business_date: BusinessDate) -> None:
     notices = result["steps"]["notices"]
     console.print("  " + night_offers_line(settings, day), soft_wrap=True, highlight=False)
     console.print(
-        "  " + notices_line(day, notices["by_type"], notices["added"], notices["withdrawn"]),
+        "  "
+        + notices_line(
+            day, notices["by_type"], notices["added"], notices["withdrawn"], notices["changed"]
+        ),
         soft_wrap=True,
         highlight=False,
     )

@@ -98,14 +98,17 @@ def _print_revisions(day: date, runs: list[str], changes: list[dict], *, selecte
             highlight=False,
         )
         return
-    added = sum(c["change"] == "ADDED" for c in changes)
+    count = {k: sum(c["change"] == k for c in changes) for k in ("ADDED", "WITHDRAWN", "CHANGED")}
     table = Table(
         "run",
         "change",
         "notice id",
         "type",
         "customer",
-        title=Text(f"reruns of {day}: {added:,} notices added, {len(changes) - added:,} withdrawn"),
+        title=Text(
+            f"reruns of {day}: {count['ADDED']:,} notices added, {count['WITHDRAWN']:,} "
+            f"withdrawn, {count['CHANGED']:,} changed"
+        ),
     )
     for c in changes:
         table.add_row(*(Text(str(c[k]), no_wrap=True) for k in c))

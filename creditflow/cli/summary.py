@@ -93,13 +93,19 @@ def demo_summary(console: Console, settings: Settings, last: date) -> None:
         console.print(f"  Data Docs: {docs.resolve()}", soft_wrap=True)
 
 
-def notices_line(d: date, by_type: dict[str, int], added: int = 0, withdrawn: int = 0) -> str:
+def notices_line(
+    d: date, by_type: dict[str, int], added: int = 0, withdrawn: int = 0, changed: int = 0
+) -> str:
     """The notices of a night in one line: how many, of which types (those with any), and
     what a rerun added or withdrew."""
     if not by_type:
         return f"notices on {d}: none computed"
     kinds = ", ".join(f"{t} {n:,}" for t, n in by_type.items() if n)
-    rerun = f"; the rerun added {added:,} and withdrew {withdrawn:,}" if added or withdrawn else ""
+    rerun = (
+        f"; the rerun added {added:,}, withdrew {withdrawn:,} and changed {changed:,}"
+        if added or withdrawn or changed
+        else ""
+    )
     return f"notices on {d}: {sum(by_type.values()):,}" + (f" ({kinds})" if kinds else "") + rerun
 
 

@@ -222,7 +222,7 @@ TABLES: tuple[Table, ...] = (
             Column("funding_rate", "DOUBLE", ANNUAL, "The policy's funding cost (pricing.cost.funding_rate), the same on every row; null without a cost section.", defined_in="policy/config.py: PricingCost"),
             Column("operating_rate", "DOUBLE", ANNUAL, "The policy's operating cost (pricing.cost.operating_rate), the same on every row; null without a cost section.", defined_in="policy/config.py: PricingCost"),
             Column("margin", "DOUBLE", ANNUAL, "mean_offered_rate - expected_loss_rate - funding_rate - operating_rate: what the offers earn above expected loss and costs; null when any of them is null."),
-            Column("negative_margin", "BOOLEAN", "", "True when margin < 0: the grade's offers do not cover its expected loss and costs (the cap binds); false when margin is null."),
+            Column("negative_margin", "BOOLEAN", "", "True when margin < 0: the grade's offers do not cover its expected loss and costs (the cap binds, or the grade table overrides the build-up); false when margin is null."),
             Column("loans_30d", "BIGINT", "count", "Loans booked (delivered) in the 30 days to dt whose offer in force when booked had this grade: the customer's decision of the latest evaluated night before the loan's date, kept when the loan arrived (warehouse table loan_offers)."),
             Column("principal_30d", MONEY, CNY, "Their principal."),
             Column("realised_rate_30d", "DOUBLE", ANNUAL, "Their annual_rate, weighted by principal; null without loans."),

@@ -228,10 +228,13 @@ def test_the_run_prints_the_offered_rates_and_the_notices(
     run_id = latest_run(settings)
     changes = [c[1] for c in revisions_of(settings, run_id)]
     added, withdrawn = changes.count("ADDED"), changes.count("WITHDRAWN")
+    changed = changes.count("CHANGED")
     assert withdrawn > 0  # every_decision notified more than the packaged policy does
     assert f"{run_id}: m-hand;" in out.stdout
-    assert f"notices (rerun: {added:,} added, {withdrawn:,} withdrawn)" in out.stdout
-    assert f"the rerun added {added:,} and withdrew {withdrawn:,}" in out.stdout
+    assert f"notices (rerun: {added:,} added, {withdrawn:,} withdrawn, {changed:,} changed)" in out.stdout  # fmt: skip
+    assert (
+        f"the rerun added {added:,}, withdrew {withdrawn:,} and changed {changed:,}" in out.stdout
+    )
     low, high, priced, no_rate = query(
         settings,
         """select min(offered_annual_rate), max(offered_annual_rate), count(offered_annual_rate),
@@ -253,11 +256,11 @@ def test_revisions_show_what_the_reruns_added_and_withdrew(
 ) -> None:
     settings, _ = rerun
     changes = revisions_of(settings)
-    assert {c[1] for c in changes} == {"ADDED", "WITHDRAWN"}
+    assert {"ADDED", "WITHDRAWN"} <= {c[1] for c in changes} <= {"ADDED", "WITHDRAWN", "CHANGED"}
     table = creditflow(settings, "notices", "--date", str(LAST), "--revisions")
     assert table.returncode == 0, table.stderr
-    added = sum(c[1] == "ADDED" for c in changes)
-    title = f"reruns of {LAST}: {added:,} notices added, {len(changes) - added:,} withdrawn"
+    n = {k: sum(c[1] == k for c in changes) for k in ("ADDED", "WITHDRAWN", "CHANGED")}
+    title = f"reruns of {LAST}: {n['ADDED']:,} notices added, {n['WITHDRAWN']:,} withdrawn, {n['CHANGED']:,} changed"  # fmt: skip
     assert title in table.stdout
     for run_id, change, notice_id, kind, customer in changes:
         line = next(row for row in table.stdout.splitlines() if notice_id in row and change in row)
@@ -267,10 +270,10 @@ def test_revisions_show_what_the_reruns_added_and_withdrew(
     doc = json.loads(listing.stdout)
     assert len(doc["runs"]) == 3  # the backfill's night and the two reruns
     assert sorted(tuple(r.values()) for r in doc["revisions"]) == sorted(changes)
-    # the latest rerun's additions are the notices now, its withdrawals are gone
+    # the latest rerun's additions and changes are the notices now, its withdrawals are gone
     now = {n["notice_id"] for n in doc["notices"]}
     for _, change, notice_id, *_ in revisions_of(settings, latest_run(settings)):
-        assert (notice_id in now) == (change == "ADDED")
+        assert (notice_id in now) == (change in ("ADDED", "CHANGED"))
 
     freeze = creditflow(
         settings, "notices", "--date", str(LAST), "--type", "LIMIT_FREEZE", "--revisions", "--json"

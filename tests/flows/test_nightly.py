@@ -211,7 +211,8 @@ def test_rerunning_a_changed_date_lists_the_later_dates(landing: Path, tmp_path:
     changed = nightly(run_date=DAYS[1], overrides=_overrides(settings))
     assert changed["run_id"] != same["run_id"]
     assert changed["later_dates_changed"] == DAYS[2:5]
-    assert changed["steps"]["notices"]["added"] == changed["steps"]["notices"]["withdrawn"] == 0
+    notices = changed["steps"]["notices"]
+    assert notices["added"] == notices["withdrawn"] == notices["changed"] == 0
     # a second correction that changes what a customer is told: one customer's identity
     # check falls to level 1, so their limit is frozen and the night must say which notice
     # ids it added (and withdrew), so the messaging system never sends blindly

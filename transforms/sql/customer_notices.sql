@@ -176,8 +176,9 @@ final as (
 select
     -- stable across reruns: the same customer, type, loan, instalment and event date give
     -- the same id, so a sender can de-duplicate
-    left(sha256(concat_ws('|', customer_id, notice_type, coalesce(loan_id, ''),
-        coalesce(installment_no::VARCHAR, ''), strftime($d::DATE, '%Y-%m-%d'))), 32) as notice_id,
+    -- (hashed as a JSON list, so no id's own characters can make two keys alike)
+    left(sha256(to_json([customer_id, notice_type, loan_id, installment_no::VARCHAR,
+        strftime($d::DATE, '%Y-%m-%d')])::VARCHAR), 32) as notice_id,
     *
 from final
 order by notice_id

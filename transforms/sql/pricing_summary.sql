@@ -9,9 +9,12 @@ with tonight as (
         coalesce(risk_grade, 'STARTER') as risk_grade,
         count(*) as customers,
         count(*) filter (where new_limit > 0) as customers_offered,
-        avg(pd) as mean_pd,
-        avg(offered_annual_rate::DOUBLE) filter (where new_limit > 0) as mean_offered_rate,
-        avg(expected_loss_rate) filter (where new_limit > 0) as expected_loss_rate
+        -- averages over exact decimals: a float sum's order varies with the threads, and a
+        -- rerun must publish the same bytes
+        avg(pd::DECIMAL(38, 18))::DOUBLE as mean_pd,
+        avg(offered_annual_rate) filter (where new_limit > 0)::DOUBLE as mean_offered_rate,
+        avg(expected_loss_rate::DECIMAL(38, 18)) filter (where new_limit > 0)::DOUBLE
+            as expected_loss_rate
     from limit_decisions
     where dt = $d
     group by all
@@ -44,7 +47,7 @@ originated as (
         risk_grade,
         count(*) as loans_30d,
         sum(principal)::DECIMAL(18, 2) as principal_30d,
-        (sum(principal * annual_rate) / sum(principal))::DOUBLE as realised_rate_30d,
+        (sum(principal * annual_rate) / sum(principal))::DOUBLE as realised_rate_30d,  -- exact sums
         count(*) filter (where annual_rate < offered_annual_rate) as loans_below_offer_30d,
         count(*) filter (where annual_rate > $cap) as loans_above_cap_30d
     from with_offer
