@@ -77,14 +77,24 @@ def _loan_offers(con: duckdb.DuckDBPyConnection) -> None:
     )
     if not (has_table(con, "limit_decisions") and has_table(con, "loans")):
         return
+    # only the recent loans' customers' recent decisions: an as-of join over every night of a
+    # 1M-customer book took 95 s and 20 GB
     con.execute(
         """insert into loan_offers
+           with recent as (
+               select dt, loan_id, customer_id from loans
+               where dt > (select max(dt) - 30 from limit_decisions)
+                 and loan_id not in (select loan_id from loan_offers)
+           ),
+           offers as (
+               select dt, customer_id, risk_grade, offered_annual_rate from limit_decisions
+               where dt >= (select max(dt) - 31 from limit_decisions)
+                 and customer_id in (select customer_id from recent)
+           )
            select l.dt, l.loan_id, l.customer_id, o.dt, o.risk_grade, o.offered_annual_rate
-           from loans as l
-           asof left join limit_decisions as o
-               on o.customer_id = l.customer_id and o.dt < l.dt
-           where l.dt > (select max(dt) - 30 from limit_decisions)
-             and l.loan_id not in (select loan_id from loan_offers)"""
+           from recent as l
+           asof left join offers as o
+               on o.customer_id = l.customer_id and o.dt < l.dt"""
     )
 
 

@@ -115,3 +115,30 @@ def test_a_night_runs_on_a_warehouse_written_before_migrations(
     result, expected = _limit_rows(old, SIXTH), _limit_rows(new, SIXTH)
     assert len(result) == 151
     assert result == expected
+
+
+def test_migration_4_fills_the_offers_of_the_last_30_days_loans() -> None:
+    """An upgraded warehouse keeps the offer each recent loan was booked against: the
+    customer's latest decision before the loan's date; older loans are left alone."""
+    con = duckdb.connect()
+    migrate(con, MIGRATIONS[:2])  # a warehouse of version 3, from before loan_offers
+    con.execute(
+        """insert into loans (loan_id, customer_id, dt, load_id) values
+               ('L1', 'C1', date '2026-03-01', 'x'), ('L2', 'C1', date '2026-04-10', 'x'),
+               ('L3', 'C2', date '2026-04-12', 'x'), ('L4', 'C3', date '2026-04-12', 'x')"""
+    )
+    con.execute(
+        """create table limit_decisions as select * from (values
+               (date '2026-04-08', 'C1', 'C', 0.15), (date '2026-04-09', 'C1', 'D', 0.2),
+               (date '2026-04-11', 'C2', null, 0.18), (date '2026-04-12', 'C1', 'E', 0.24))
+               t(dt, customer_id, risk_grade, offered_annual_rate)"""
+    )
+    migrate(con)
+    rows = con.execute(
+        "select loan_id, offer_dt, risk_grade, offered_annual_rate::DOUBLE from loan_offers order by 1"
+    ).fetchall()
+    assert rows == [
+        ("L2", date(2026, 4, 9), "D", 0.2),  # the latest before its date, not the later one
+        ("L3", date(2026, 4, 11), None, 0.18),  # the starter rule's offer
+        ("L4", None, None, None),  # a customer never evaluated: no offer
+    ]  # L1 is older than the last 30 evaluated days
