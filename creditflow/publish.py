@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 STAGING_DIR = ".staging"
@@ -77,7 +78,7 @@ def publish_partition(
     final = partition_dir(published, table, business_date) / PART_FILE
     batch = _batch.get()
     try:
-        relation.to_parquet(str(tmp), compression="zstd")
+        _write_parquet(relation, tmp)
         fsync_path(tmp)
         rows = pq.read_metadata(tmp).num_rows
         if batch is not None:
@@ -88,6 +89,17 @@ def publish_partition(
         tmp.unlink(missing_ok=True)
         raise
     return PublishedPartition(table=table, business_date=business_date, path=final, rows=rows)
+
+
+def _write_parquet(relation: duckdb.DuckDBPyRelation, path: Path) -> None:
+    """zstd Parquet with every column nullable. Left to itself, DuckDB marks a column NOT NULL
+    where it can prove it for the rows at hand, which for a partition depends on the data and
+    on the table's history (an empty night's notices came out with other flags on a rerun):
+    one schema per table, whatever the night, keeps reruns byte-identical."""
+    table = relation.to_arrow_table()
+    nullable = table.cast(pa.schema([f.with_nullable(True) for f in table.schema]))
+    with duckdb.connect() as con:
+        con.from_arrow(nullable).to_parquet(str(path), compression="zstd")
 
 
 def clear_staging(published: Path) -> int:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pyarrow.parquet as pq
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from creditflow.policy.pricing import offered_rates
+from creditflow.policy.pricing import describe_offers, offered_rates
 from creditflow.publish import PART_FILE, partition_dir
 from creditflow.settings import Settings
 from creditflow.steps.retrain import RetrainOutcome
@@ -51,7 +51,7 @@ def publish_artifacts(settings: Settings, night: NightResult) -> None:
                 f"- retrain: {retrain.due_reason}; {model_line}",
                 f"- limits: {limits['customers']:,} customers, model "
                 f"{limits['model_version'] or 'none (starter rule)'}",
-                f"- pricing: {_offers(rates)}",
+                f"- pricing: {describe_offers(rates)}",
                 f"- notices: {notices['notices']:,}"
                 + (
                     f"; this rerun added {notices['added']:,}, withdrew {notices['withdrawn']:,} "
@@ -99,16 +99,6 @@ def publish_artifacts(settings: Settings, night: NightResult) -> None:
 
 def _pct(rate: object) -> str:
     return "" if rate is None else f"{float(rate):.2%}"  # type: ignore[arg-type]
-
-
-def _offers(rates: dict[str, object] | None) -> str:
-    if not rates or not rates["priced"]:
-        return "no limit above 0 priced"
-    rules = ", ".join(f"{r} {n:,}" for r, n in rates["by_rule"].items())  # type: ignore[attr-defined]
-    return (
-        f"{rates['priced']:,} limits offered {_pct(rates['lowest'])} .. "
-        f"{_pct(rates['highest'])} ({rules})"
-    )
 
 
 def _pricing_row(r: dict) -> dict[str, object]:

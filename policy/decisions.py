@@ -110,6 +110,13 @@ MODEL_DRIVEN = (
 NO_SCORES = pl.DataFrame(schema={"customer_id": pl.String, "pd": pl.Float64, "score": pl.Int32})
 
 
+def _in_words(rules: dict[str, str]) -> pl.Expr:
+    """The binding rule in plain words, as a one-reason list (the rule's name when unlisted)."""
+    rule = pl.col("policy_rule")
+    words = rule.replace_strict(rules, default=rule, return_dtype=pl.String)
+    return pl.concat_list(words).alias("reason_codes")
+
+
 def _with_reasons(
     decided: pl.DataFrame,
     champion: Champion | None,
@@ -121,17 +128,8 @@ def _with_reasons(
     cost about a millisecond a row, so only the model-driven adverse rows pay for them,
     measured against the population's ``reference``."""
     adverse = pl.col("action").is_in(ADVERSE)
-    wanted = decided.filter(MODEL_DRIVEN).select("customer_id")
-    parts = [
-        decided.filter(adverse & ~MODEL_DRIVEN).select(
-            "customer_id",
-            pl.concat_list(
-                pl.col("policy_rule")
-                .replace_strict(RULE_REASONS, default=None, return_dtype=pl.String)
-                .fill_null(pl.col("policy_rule"))
-            ).alias("reason_codes"),
-        )
-    ]
+    wanted = decided.filter(MODEL_DRIVEN).select("customer_id", "policy_rule")
+    parts = [decided.filter(adverse & ~MODEL_DRIVEN).select("customer_id", _in_words(RULE_REASONS))]
     if champion is not None and frame is not None and wanted.height:
         x = frame.x
         index = pl.DataFrame(
@@ -143,25 +141,18 @@ def _with_reasons(
         codes = reason_codes(
             champion.booster, x[rows.to_numpy()], champion.names, reference=reference
         )
-        parts.append(wanted.with_columns(pl.Series("reason_codes", codes, pl.List(pl.String))))
-    reasons = pl.concat(parts, how="vertical")
-    # a model-driven row whose features all sit at or below the reference has no feature to
-    # name: it gets its rule in words, so no adverse action goes out without a reason
-    reasons = reasons.join(decided.select("customer_id", "policy_rule"), on="customer_id").select(
-        "customer_id",
-        pl.when(pl.col("reason_codes").list.len() > 0)
-        .then(pl.col("reason_codes"))
-        .otherwise(
-            pl.concat_list(
-                pl.col("policy_rule").replace_strict(
-                    RULE_REASONS | MODEL_RULE_REASONS,
-                    default=pl.col("policy_rule"),
-                    return_dtype=pl.String,
-                )
+        # a row whose features all sit at or below the reference has no feature to name: its
+        # rule in words stands in, so no adverse action goes out without a reason
+        parts.append(
+            wanted.with_columns(pl.Series("codes", codes, pl.List(pl.String))).select(
+                "customer_id",
+                pl.when(pl.col("codes").list.len() > 0)
+                .then(pl.col("codes"))
+                .otherwise(_in_words(MODEL_RULE_REASONS))
+                .alias("reason_codes"),
             )
         )
-        .alias("reason_codes"),
-    )
+    reasons = pl.concat(parts, how="vertical")
     out = decided.join(reasons, on="customer_id", how="left", maintain_order="left")
     return out.with_columns(pl.col("reason_codes").fill_null(pl.lit([], pl.List(pl.String))))
 

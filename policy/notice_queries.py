@@ -31,6 +31,27 @@ def notice_runs(con: duckdb.DuckDBPyConnection, d: date) -> list[str]:
     return [r[0] for r in rows]
 
 
+def _listed(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: tuple[str, ...],
+    order_by: str,
+    d: date,
+    notice_type: str | None,
+    customer_id: str | None,
+) -> list[dict[str, object]]:
+    """Rows of ``table`` (a code constant) for ``d``, of one type and customer when given."""
+    if not has_table(con, table):
+        return []
+    rel = con.sql(
+        f"select {', '.join(columns)} from {table} "
+        "where dt = $d and ($t::VARCHAR is null or notice_type = $t) "
+        f"and ($c::VARCHAR is null or customer_id = $c) order by {order_by}",
+        params={"d": d, "t": notice_type, "c": customer_id},
+    )
+    return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
+
+
 def stored_notices(
     con: duckdb.DuckDBPyConnection,
     d: date,
@@ -40,16 +61,9 @@ def stored_notices(
     """The notices of ``d`` in the published columns (``send_after`` in the connection's time
     zone, Asia/Shanghai in a warehouse connection), optionally of one type and one customer;
     ordered by type (in ``NOTICE_TYPES`` order), customer and notice id."""
-    if not has_table(con, "customer_notices"):
-        return []
-    rel = con.sql(
-        f"select {', '.join(PUBLISHED_NOTICES)} from customer_notices "
-        "where dt = $d and ($t::VARCHAR is null or notice_type = $t) "
-        "and ($c::VARCHAR is null or customer_id = $c) "
-        "order by list_position($types, notice_type), customer_id, notice_id",
-        params={"d": d, "t": notice_type, "c": customer_id, "types": list(NOTICE_TYPES)},
-    )
-    return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
+    types = ", ".join(f"'{t}'" for t in NOTICE_TYPES)  # code constants
+    order = f"list_position([{types}], notice_type), customer_id, notice_id"
+    return _listed(con, "customer_notices", PUBLISHED_NOTICES, order, d, notice_type, customer_id)
 
 
 def notice_mix(con: duckdb.DuckDBPyConnection, d: date) -> dict[str, int]:
@@ -72,16 +86,8 @@ def notice_revisions(
     notice_type: str | None = None,
     customer_id: str | None = None,
 ) -> list[dict[str, object]]:
-    """What each rerun of ``d`` changed (``REVISION_COLUMNS``: change is ADDED or WITHDRAWN),
-    optionally of one type and one customer, by run, change and notice id. Empty when the
-    date was run once (or never)."""
-    if not has_table(con, "notice_revisions"):
-        return []
-    rel = con.sql(
-        f"select {', '.join(REVISION_COLUMNS)} from notice_revisions "
-        "where dt = $d and ($t::VARCHAR is null or notice_type = $t) "
-        "and ($c::VARCHAR is null or customer_id = $c) "
-        "order by run_id, change, notice_id",
-        params={"d": d, "t": notice_type, "c": customer_id},
-    )
-    return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
+    """What each rerun of ``d`` changed (``REVISION_COLUMNS``: change is ADDED, WITHDRAWN or
+    CHANGED), optionally of one type and one customer, by run, change and notice id. Empty
+    when the date was published once (or never)."""
+    order = "run_id, change, notice_id"
+    return _listed(con, "notice_revisions", REVISION_COLUMNS, order, d, notice_type, customer_id)

@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from creditflow.contract import BUSINESS_TZ
 from creditflow.policy.config import LimitPolicy
 from creditflow.policy.notice_types import NOTICE_TYPES, send_after
 from creditflow.transforms.queries import sql
@@ -64,7 +65,7 @@ def ensure_notices_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(ddl)
 
 
-def schedule(policy: LimitPolicy, d: date) -> pl.DataFrame:
+def sending(policy: LimitPolicy, d: date) -> pl.DataFrame:
     """send_after and template_id of each notice type for the notices of business date ``d``:
     the configured time on the day after ``d``, moved out of the quiet hours."""
     n = policy.notices
@@ -77,7 +78,7 @@ def schedule(policy: LimitPolicy, d: date) -> pl.DataFrame:
             ],
             "template_id": [f"{t}.{n.template_version}" for t in NOTICE_TYPES],
         },
-        schema_overrides={"send_after": pl.Datetime("us", "Asia/Shanghai")},
+        schema_overrides={"send_after": pl.Datetime("us", BUSINESS_TZ)},
     )
 
 
@@ -99,7 +100,7 @@ def notice_rows(
         ).to_arrow_table()
     )
     assert isinstance(found, pl.DataFrame)
-    rows = found.join(schedule(policy, d), on="notice_type", how="left").with_columns(
+    rows = found.join(sending(policy, d), on="notice_type", how="left").with_columns(
         pl.lit(run_id).alias("run_id")
     )
     if rows["notice_id"].n_unique() != rows.height:
@@ -185,15 +186,9 @@ def store_notices(
 
 
 def published_notices(con: duckdb.DuckDBPyConnection, d: date) -> duckdb.DuckDBPyRelation:
-    """The published partition of ``d``, from the stored notices, every column nullable.
-
-    DuckDB marks a column NOT NULL in the Parquet schema when it can prove it for the rows at
-    hand, which for a night without notices depends on what the table held before: fixing
-    the schema keeps a rerun's file byte-identical."""
-    table = con.sql(
+    """The published partition of ``d``, from the stored notices."""
+    return con.sql(
         f"select {', '.join(PUBLISHED_NOTICES)} from customer_notices "
         "where dt = $d order by notice_id",
         params={"d": d},
-    ).to_arrow_table()
-    nullable = pa.schema([f.with_nullable(True) for f in table.schema])
-    return con.from_arrow(table.cast(nullable))
+    )

@@ -196,3 +196,18 @@ def offered_rates(con: duckdb.DuckDBPyConnection, d: date) -> dict[str, object] 
         "no_rate": sum(r[4] for r in rows),
         "unpriced": sum(r[5] for r in rows),
     }
+
+
+def describe_offers(rates: dict[str, object] | None) -> str:
+    """``offered_rates`` in words, one line: the range, the rules that set it, the limits
+    without a rate (the demo summary, ``creditflow run`` and the night's artifact say it)."""
+    if not rates or not rates["priced"]:
+        return "none (no limit above 0 was priced)"
+    rules = ", ".join(f"{r} {n:,}" for r, n in rates["by_rule"].items())  # type: ignore[attr-defined]
+    low, high = float(rates["lowest"]), float(rates["highest"])  # type: ignore[arg-type]
+    unpriced = rates["unpriced"]
+    return (
+        f"{low:.2%} .. {high:.2%} for {rates['priced']:,} limits ({rules}); "
+        f"{rates['no_rate']:,} limits of 0 get no rate"
+        + (f"; {unpriced:,} limits decided before pricing have none" if unpriced else "")
+    )

@@ -10,7 +10,7 @@ from rich.table import Table
 from creditflow.models.registry import Registry
 from creditflow.policy.decisions import action_counts, first_with_action, limits_by_grade
 from creditflow.policy.notice_queries import notice_mix
-from creditflow.policy.pricing import offered_rates
+from creditflow.policy.pricing import describe_offers, offered_rates
 from creditflow.settings import Settings
 from creditflow.transforms.reports import bucket_mix
 from creditflow.warehouse import open_warehouse
@@ -111,16 +111,7 @@ def notices_line(
 
 def offers_line(d: date, rates: dict[str, object] | None) -> str:
     """The night's offered rates in one line: their range and the rules that set them."""
-    if not rates or not rates["priced"]:
-        return f"offered rates on {d}: none (no limit above 0 was priced)"
-    rules = ", ".join(f"{r} {n:,}" for r, n in rates["by_rule"].items())  # type: ignore[attr-defined]
-    low, high = float(rates["lowest"]), float(rates["highest"])  # type: ignore[arg-type]
-    unpriced = rates["unpriced"]
-    return (
-        f"offered rates on {d}: {low:.2%} .. {high:.2%} for {rates['priced']:,} limits ({rules}); "
-        f"{rates['no_rate']:,} limits of 0 get no rate"
-        + (f"; {unpriced:,} limits decided before pricing have none" if unpriced else "")
-    )
+    return f"offered rates on {d}: {describe_offers(rates)}"
 
 
 def night_offers_line(settings: Settings, d: date) -> str:
