@@ -253,7 +253,7 @@ TABLES: tuple[Table, ...] = (
             Column("effective_from", "DATE", "date", "dt + 1: the sending day, and the first day of a LIMIT_* notice's new limit."),
             Column("reasons", "VARCHAR[]", "", "LIMIT_*: limit_updates.reason_codes; an empty list otherwise."),
             Column("send_after", "TIMESTAMP WITH TIME ZONE", "instant (UTC in the file)", "The earliest moment to send: the type's notices.send_at time on dt + 1 in Asia/Shanghai, moved to quiet_end when it falls in the quiet hours.", defined_in="policy/notice_types.py: send_after"),
-            Column("template_id", "VARCHAR", "", "The message template: <notice_type>.<notices.template_version> (e.g. DUE_SOON.v1).", defined_in="policy/notices.py: schedule"),
+            Column("template_id", "VARCHAR", "", "The message template: <notice_type>.<notices.template_version> (e.g. DUE_SOON.v1).", defined_in="policy/notices.py: sending"),
             _run_id(contract=False),
             _dt(contract=False),
         ),
